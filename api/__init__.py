@@ -1,0 +1,117 @@
+"""The application shell: ``create_app``, blueprints, error mapping, CLI group."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_smorest import Api
+from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from api.audit.routes import blp as audit_blp
+from api.consents.routes import blp as consents_blp
+from api.errors import register_error_handlers
+from api.health.routes import blp as health_blp
+from api.purposes.routes import blp as purposes_blp
+from api.receipts.routes import blp as receipts_blp
+from api.settings import load_settings, master_key_from_instance
+from api.subjects.routes import blp as subjects_blp
+from privacy.context import PrivacyContext, utcnow
+from privacy.crypto import Crypto, parse_master_key
+from privacy.db import configure_engine, db
+from privacy.errors import ServiceError
+from privacy.mailer import mailer_from_config
+from privacy.policy import load_policy
+from privacy.purposes import sync_from_policy
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "migrations"
+MAX_BODY_BYTES = 16 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+class NotReady(ServiceError):
+    status = 503
+    code = "not_ready"
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: defaults, then environment, then ``test_config``."""
+    settings = load_settings(os.environ, test_config)
+    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_TITLE="Privacy service",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key"}}}},
+        PRIVACY=settings,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    master = settings["MASTER_KEY"] or master_key_from_instance(Path(app.instance_path))
+    try:
+        crypto = Crypto(parse_master_key(master))
+    except ValueError as exc:
+        raise RuntimeError(f"PRIVACY_MASTER_KEY: {exc}") from exc
+    mailer = mailer_from_config(settings["SMTP_URL"], Path(app.instance_path) / "mail", settings["MAIL_FROM"])
+    app.extensions["privacy"] = PrivacyContext(
+        crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer, public_url=settings["PUBLIC_URL"])
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    Migrate(app, db, directory=str(MIGRATIONS))
+
+    api = Api(app)
+    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp):
+        api.register_blueprint(blp)
+    register_error_handlers(app)
+
+    ready = threading.Event()
+    lock = threading.Lock()
+
+    @app.before_request
+    def _ensure_ready() -> None:
+        if ready.is_set():
+            return
+        with lock:
+            if not ready.is_set() and not bootstrap(app):
+                raise NotReady("the database schema is missing: run 'privacy db upgrade'")
+            ready.set()
+
+    with app.app_context():
+        try:
+            if bootstrap(app):
+                ready.set()
+        except (OperationalError, ProgrammingError):
+            log.warning("database not reachable at start-up; will retry on the first request")
+            db.session.rollback()
+    return app
+
+
+def bootstrap(app: Flask) -> bool:
+    """Once the schema exists: check the master key, create the keyring, sync the policy.
+
+    Returns False while the schema is missing. Raises MasterKeyRefused for a wrong or
+    retired master key, which stops the service rather than serve what it cannot read.
+    """
+    if not inspect(db.engine).has_table("chain_heads"):
+        return False
+    ctx: PrivacyContext = app.extensions["privacy"]
+    now = utcnow()
+    ctx.crypto.bootstrap(db.session, now)
+    sync_from_policy(db.session, ctx.policy, now)
+    db.session.remove()
+    return True

@@ -1,0 +1,54 @@
+"""Bearer API keys and scopes for HTTP views."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from privacy.apikeys import Principal, authenticate
+from privacy.db import db
+from privacy.errors import ServiceError
+
+F = TypeVar("F", bound=Callable[..., Any])
+BEARER: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
+def current_principal() -> Principal:
+    principal: Principal = g.principal
+    return principal
+
+
+def requires(scope: str | None) -> Callable[[F], F]:
+    """Require a valid key; with ``scope``, require that scope (``admin`` has every scope)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
+                                   {"Authorization": ["missing or not a Bearer token"]})
+            principal = authenticate(db.session, token.strip())
+            if principal is None:
+                raise Unauthorized("unknown or revoked API key", {"Authorization": ["unknown or revoked key"]})
+            if scope is not None and not principal.may(scope):
+                raise Forbidden(f"this key lacks the scope '{scope}'", {"scope": [f"'{scope}' required"]})
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

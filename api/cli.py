@@ -1,0 +1,129 @@
+"""The ``privacy`` command: Flask's CLI (run, routes, shell, db ...) plus our own commands."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from api import create_app
+from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
+from privacy.context import PrivacyContext, utcnow
+from privacy.crypto import Crypto, parse_master_key, rotate_master
+from privacy.db import db, unit_of_work
+from privacy.errors import ServiceError
+from privacy.ledger import append_audit, verify_all
+
+CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
+
+
+def _ctx() -> PrivacyContext:
+    ctx: PrivacyContext = current_app.extensions["privacy"]
+    return ctx
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False,
+             help="The privacy service: consent ledger, data-subject requests, retention.")
+def main() -> None:
+    pass
+
+
+def _fail(exc: ServiceError) -> None:
+    raise click.ClickException(exc.message)
+
+
+@main.group()
+def keys() -> None:
+    """API keys and the master key."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="who the key is for, e.g. signup-web")
+@click.option("--scopes", required=True, help="comma-separated: consent:write, consent:read, requests:manage, admin")
+@with_appcontext
+def keys_create(name: str, scopes: str) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    try:
+        with unit_of_work() as session:
+            key, token = create_key(session, name, parse_scopes(scopes), CLI_ACTOR, utcnow())
+    except ServiceError as exc:
+        _fail(exc)
+    click.echo(f"created key {key.id} ({key.name}) with scopes {key.scopes}; it is shown only once:", err=True)
+    click.echo(token)
+
+
+@keys.command("list")
+@with_appcontext
+def keys_list() -> None:
+    """List keys (never the tokens)."""
+    for key in list_keys(db.session):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        click.echo(f"{key.id}  {key.prefix}…  {key.name:<24} {key.scopes:<40} {state}")
+
+
+@keys.command("revoke")
+@click.argument("key")
+@with_appcontext
+def keys_revoke(key: str) -> None:
+    """Revoke a key by id or name."""
+    try:
+        with unit_of_work() as session:
+            revoked = revoke_key(session, key, CLI_ACTOR, utcnow())
+    except ServiceError as exc:
+        _fail(exc)
+    click.echo(f"revoked {revoked.id} ({revoked.name})")
+
+
+@keys.command("rotate-master")
+@click.option("--new-key-env", required=True, help="name of the environment variable holding the new key")
+@click.option("--batch-size", default=500, show_default=True)
+@with_appcontext
+def keys_rotate_master(new_key_env: str, batch_size: int) -> None:
+    """Re-wrap every data key under a new master key (resumable); prints the count."""
+    value = os.environ.get(new_key_env)
+    if not value:
+        raise click.ClickException(f"environment variable {new_key_env} is empty or not set")
+    try:
+        new = Crypto(parse_master_key(value))
+    except ValueError as exc:
+        raise click.ClickException(f"{new_key_env}: {exc}") from exc
+    old = _ctx().crypto
+    now = utcnow()
+    try:
+        with click.progressbar(length=0, label="re-wrapping data keys", file=sys.stderr) as bar:
+            moved = rotate_master(db.session, old, new, now, batch_size, progress=bar.update)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with unit_of_work() as session:
+        append_audit(session, CLI_ACTOR, "key.rotate_master", now, target=new.master_key_id,
+                     details={"from": old.master_key_id, "rewrapped": moved})
+    instance_key = os.path.join(current_app.instance_path, "master.key")
+    if not os.environ.get("PRIVACY_MASTER_KEY") and os.path.exists(instance_key):
+        fd = os.open(instance_key, os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value.strip() + "\n")
+        click.echo(f"wrote the new key into {instance_key}", err=True)
+    else:
+        click.echo(f"now set PRIVACY_MASTER_KEY to the value of {new_key_env}; the old key is refused", err=True)
+    click.echo(moved)
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Check the hash chains of the consent ledger and the audit log (exit 1 when broken)."""
+    reports = verify_all(db.session)
+    broken = next((r for r in reports if not r.ok), None)
+    if broken is None:
+        click.echo("ok (" + ", ".join(f"{r.chain}: {r.entries} entries" for r in reports) + ")")
+        return
+    click.echo(json.dumps({"chain": broken.chain, "seq": broken.broken_seq, "reason": broken.reason}))
+    sys.exit(1)

@@ -1,0 +1,117 @@
+"""Consent routes: record, check, and the mailed confirm / withdraw links."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json, render_template, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import BEARER, current_principal, requires
+from api.consents.schemas import (
+    CheckRequestSchema,
+    CheckResultSchema,
+    ConfirmedSchema,
+    ConsentRecordedSchema,
+    ConsentRequestSchema,
+    WithdrawQuerySchema,
+)
+from api.services import consent_service, now
+from privacy.consent import ConsentCommand
+from privacy.errors import InvalidInput, ServiceError
+
+blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Recording and checking consent")
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+@blp.route("")
+class Consents(MethodView):
+    @blp.doc(**BEARER, parameters=[
+        {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "maxLength": 255},
+         "description": "a retry with the same key and body gets the first answer again"},
+        {"in": "header", "name": "Sec-GPC", "schema": {"type": "string", "enum": ["1"]},
+         "description": "Global Privacy Control: declines purposes marked gpc_opt_out"}])
+    @blp.arguments(ConsentRequestSchema)
+    @blp.response(201, ConsentRecordedSchema)
+    @requires("consent:write")
+    def post(self, args: dict[str, Any]) -> Response:
+        """Record a sign-up or preference change (``false`` for a granted purpose withdraws it)."""
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX):
+            raise InvalidInput.field("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX} characters")
+        cmd = ConsentCommand(
+            purposes=args["purposes"], source=args["source"], subject=args["subject"],
+            subject_id=str(args["subject_id"]) if args.get("subject_id") else None,
+            notice_version=args.get("notice_version"), gpc=request.headers.get("Sec-GPC", "").strip() == "1",
+        )
+        status, body = consent_service().record(
+            cmd, now(), (current_principal().key_id, key) if key is not None else None)
+        return json_response(body, status)
+
+
+@blp.route("/check")
+class Check(MethodView):
+    @blp.doc(**BEARER)
+    @blp.arguments(CheckRequestSchema)
+    @blp.response(200, CheckResultSchema)
+    @requires("consent:read")
+    def post(self, args: dict[str, Any]) -> Response:
+        """Who may be contacted for a purpose: up to 100,000 e-mails or subject ids at once."""
+        body = consent_service().check(args["purpose"], now(), emails=args.get("emails"),
+                                       subject_ids=args.get("subject_ids"))
+        return json_response(body)
+
+
+def _page(title: str, message: str, status: int = 200, action: str | None = None, button: str = "") -> Response:
+    html = render_template("link_page.html", title=title, message=message, action=action, button=button)
+    return Response(html, status=status, mimetype="text/html")
+
+
+@blp.route("/confirm/<token>")
+class Confirm(MethodView):
+    @blp.response(200, content_type="text/html", description="a page with a button; confirms nothing by itself")
+    def get(self, token: str) -> Response:
+        """The page a double opt-in mail links to. Mail scanners that prefetch it confirm nothing."""
+        return _page("Confirm your subscription", "Press the button to confirm.", action=request.path,
+                     button="Confirm")
+
+    @blp.response(200, ConfirmedSchema)
+    @blp.alt_response(200, content_type="text/html", description="the page, for a browser")
+    def post(self, token: str) -> Response:
+        """Confirm a double opt-in: the pending purposes become granted."""
+        try:
+            result = consent_service().confirm(token, now(), {"channel": "email", "form": "double-opt-in"})
+        except ServiceError as exc:
+            if request.accept_mimetypes.best == "application/json":
+                raise
+            return _page("Link not valid", exc.message, status=exc.status)
+        if request.accept_mimetypes.best == "application/json":
+            return json_response(result)
+        return _page("Thank you", "Your subscription is confirmed.")
+
+
+@blp.route("/withdraw")
+class Withdraw(MethodView):
+    @blp.arguments(WithdrawQuerySchema, location="query")
+    @blp.response(200, content_type="text/html", description="a page with a button")
+    def get(self, args: dict[str, Any]) -> Response:
+        """The withdraw link of every marketing mail: a page with one button."""
+        return _page("Withdraw consent", "Press the button and we stop at once.", action=request.full_path,
+                     button="Withdraw")
+
+    @blp.arguments(WithdrawQuerySchema, location="query")
+    @blp.response(200, content_type="text/html", description="withdrawn (also RFC 8058 one-click POST)")
+    def post(self, args: dict[str, Any]) -> Response:
+        """Withdraw in one click (RFC 8058 ``List-Unsubscribe=One-Click`` posts here too)."""
+        try:
+            result = consent_service().withdraw_by_link(args["subject"], args["purpose"], args["token"], now())
+        except ServiceError as exc:
+            return _page("Link not valid", exc.message, status=exc.status)
+        if request.accept_mimetypes.best == "application/json":
+            return json_response(result)
+        return _page("Withdrawn", "You will not be contacted for this any more.")

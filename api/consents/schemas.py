@@ -1,0 +1,80 @@
+"""Shapes of the consent routes (validation of shape only; values are the service's job)."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from api.schema_fields import FastStringList, StrictBoolean, StringOrMap
+
+MAX_CHECK_INPUTS = 100_000
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class SourceSchema(StrictSchema):
+    form = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    channel = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    campaign = fields.String(validate=validate.Length(min=1, max=100))
+    url = fields.Url(validate=validate.Length(max=500))
+
+
+class ConsentRequestSchema(StrictSchema):
+    subject = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
+                          load_default=dict, metadata={"description": "personal fields from the catalogue; "
+                                                       "`email` identifies the subject"})
+    subject_id = fields.UUID(metadata={"description": "update this subject instead of finding it by e-mail"})
+    purposes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=StrictBoolean(),
+                           required=True, validate=validate.Length(min=1, max=50))
+    notice_version = StringOrMap(metadata={"description": "the notice version the form showed, or one per purpose"})
+    source = fields.Nested(SourceSchema, required=True)
+
+
+class PurposeStateSchema(Schema):
+    status = fields.String(metadata={"enum": ["granted", "pending", "withdrawn", "declined", "expired"]})
+    notice_version = fields.String(allow_none=True)
+    recorded_at = fields.String()
+
+
+class ConsentRecordedSchema(Schema):
+    subject_id = fields.String()
+    consents = fields.Dict(keys=fields.String(), values=fields.Nested(PurposeStateSchema))
+    receipt = fields.Dict(metadata={"description": "Kantara CR v1.1 consent receipt; `signature` is a JWS "
+                                    "(EdDSA) over the other members, key at /v1/receipts/keys"})
+    dropped_fields = fields.List(fields.String())
+
+
+class CheckRequestSchema(StrictSchema):
+    purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    emails = FastStringList(MAX_CHECK_INPUTS)
+    subject_ids = FastStringList(MAX_CHECK_INPUTS, max_length=64)
+
+    @validates_schema
+    def _one_list(self, data: dict[str, object], **_: object) -> None:
+        if ("emails" in data) == ("subject_ids" in data):
+            raise ValidationError("give exactly one of emails or subject_ids", "emails")
+
+
+class CheckResultSchema(Schema):
+    purpose = fields.String()
+    allowed = fields.List(fields.String())
+    denied = fields.List(fields.String())
+
+
+class ConfirmedSchema(Schema):
+    subject_id = fields.String()
+    confirmed = fields.List(fields.String())
+
+
+class WithdrawQuerySchema(StrictSchema):
+    subject = fields.String(required=True, validate=validate.Length(max=64))
+    purpose = fields.String(required=True, validate=validate.Length(max=64))
+    token = fields.String(required=True, validate=validate.Length(max=100))
+
+
+class WithdrawFormSchema(Schema):
+    class Meta:
+        unknown = "exclude"
+
+    list_unsubscribe = fields.String(data_key="List-Unsubscribe")

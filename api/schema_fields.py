@@ -1,0 +1,64 @@
+"""Marshmallow fields the API needs beyond the stock ones."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+
+class StrictBoolean(fields.Field):
+    """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` is not a consent."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
+class StringOrMap(fields.Field):
+    """A string, or an object of strings keyed by purpose code."""
+
+    def __init__(self, max_length: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _check(self, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value) > self.max_length:
+            raise ValidationError(f"must be a non-empty string of at most {self.max_length} characters")
+        return value
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if isinstance(value, dict):
+            errors = {}
+            for key, item in value.items():
+                try:
+                    self._check(item)
+                except ValidationError as exc:
+                    errors[key] = exc.messages
+            if errors:
+                raise ValidationError(errors)
+            return dict(value)
+        return self._check(value)
+
+
+class FastStringList(fields.Field):
+    """A list of up to ``max_items`` strings, validated in one tight loop (bulk checks)."""
+
+    def __init__(self, max_items: int, max_length: int = 320, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_items = max_items
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise ValidationError("must be a list of strings")
+        if not value:
+            raise ValidationError("must not be empty")
+        if len(value) > self.max_items:
+            raise ValidationError(f"has {len(value)} items; at most {self.max_items} per call")
+        limit = self.max_length
+        for i, item in enumerate(value):
+            if type(item) is not str or len(item) > limit:
+                raise ValidationError({i: [f"must be a string of at most {limit} characters"]})
+        return value

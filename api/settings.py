@@ -1,0 +1,73 @@
+"""The one table that maps environment variables to settings (CONTRACT.md)."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from privacy.crypto import generate_master_key
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT = {
+    "PRIVACY_DATABASE_URL": "DATABASE_URL",
+    "PRIVACY_INSTANCE_DIR": "INSTANCE_DIR",
+    "PRIVACY_MASTER_KEY": "MASTER_KEY",
+    "PRIVACY_POLICY_FILE": "POLICY_FILE",
+    "PRIVACY_SMTP_URL": "SMTP_URL",
+    "PRIVACY_PUBLIC_URL": "PUBLIC_URL",
+    "PRIVACY_MAIL_FROM": "MAIL_FROM",
+}
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,
+    "INSTANCE_DIR": "./instance",
+    "MASTER_KEY": None,
+    "POLICY_FILE": None,
+    "SMTP_URL": None,
+    "PUBLIC_URL": "http://localhost:8000",
+    "MAIL_FROM": "Privacy <privacy@localhost>",
+}
+
+
+def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults, then the environment, then ``overrides`` (tests) win."""
+    settings = dict(DEFAULTS)
+    for env, key in ENVIRONMENT.items():
+        if environ.get(env):
+            settings[key] = environ[env]
+    settings.update(overrides or {})
+    instance = Path(settings["INSTANCE_DIR"]).resolve()
+    settings["INSTANCE_DIR"] = instance
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance / 'privacy.db'}"
+    settings["PUBLIC_URL"] = str(settings["PUBLIC_URL"]).rstrip("/")
+    return settings
+
+
+def master_key_from_instance(instance: Path) -> str:
+    """Read the instance's generated master key, creating it once (mode 0600) if missing.
+
+    Two workers starting at once must end with one key: the file is written under a
+    temporary name and linked into place, which fails for the loser, who reads the winner's.
+    """
+    path = instance / "master.key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        tmp = instance / f".master.key.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_master_key() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+            log.warning("PRIVACY_MASTER_KEY is not set: generated one into %s (mode 0600). "
+                        "Back it up: without it no personal field can be read.", path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

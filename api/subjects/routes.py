@@ -1,0 +1,44 @@
+"""Subjects: a person's consent state and history, and the officer's lookup by e-mail."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.auth import BEARER, current_principal, requires
+from api.services import consent_service, now
+from api.subjects.schemas import HistorySchema, SubjectConsentsSchema, SubjectQuerySchema, SubjectSchema
+
+blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="Data subjects")
+
+
+@blp.route("")
+class Subjects(MethodView):
+    @blp.doc(**BEARER)
+    @blp.arguments(SubjectQuerySchema, location="query")
+    @blp.response(200, SubjectSchema)
+    @requires("requests:manage")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Find a subject by e-mail (exact, case-insensitive); the lookup is audited."""
+        return consent_service().find_by_email(args["email"], current_principal().actor, now())
+
+
+@blp.route("/<subject_id>/consents")
+class SubjectConsents(MethodView):
+    @blp.doc(**BEARER)
+    @blp.response(200, SubjectConsentsSchema)
+    @requires("consent:read")
+    def get(self, subject_id: str) -> dict[str, Any]:
+        """The current state of every purpose for a subject."""
+        return consent_service().states(subject_id, now())
+
+
+@blp.route("/<subject_id>/consents/history")
+class SubjectHistory(MethodView):
+    @blp.doc(**BEARER)
+    @blp.response(200, HistorySchema)
+    @requires("consent:read")
+    def get(self, subject_id: str) -> dict[str, Any]:
+        """Every ledger event of a subject, oldest first."""
+        return consent_service().history(subject_id)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, validate
+from marshmallow import fields as mf
+
+from api.consents.schemas import PurposeStateSchema
+
+
+class SubjectQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    email = mf.String(required=True, validate=validate.Length(min=1, max=320))
+
+
+class SubjectSchema(Schema):
+    id = mf.String()
+    fields = mf.Dict(keys=mf.String(), values=mf.String(), metadata={"description": "decrypted"})
+    created_at = mf.String()
+    restricted = mf.Boolean()
+
+
+class SubjectConsentsSchema(Schema):
+    subject_id = mf.String()
+    consents = mf.Dict(keys=mf.String(), values=mf.Nested(PurposeStateSchema))
+
+
+class HistoryEventSchema(Schema):
+    purpose = mf.String()
+    status = mf.String()
+    event = mf.String(metadata={"enum": ["granted", "withdrawn", "declined", "confirmed", "expired"]})
+    notice_version = mf.String(allow_none=True)
+    text_hash = mf.String(allow_none=True)
+    recorded_at = mf.String()
+    source = mf.Dict()
+    hash = mf.String()
+
+
+class HistorySchema(Schema):
+    subject_id = mf.String()
+    events = mf.List(mf.Nested(HistoryEventSchema))

@@ -1,0 +1,338 @@
+"""The only module that sees keys: envelope encryption, blind index, signing, shredding.
+
+Key hierarchy:
+
+* the **master key** (``PRIVACY_MASTER_KEY``) never touches a field; it wraps data keys
+  and the keyring's secrets (AES-256-GCM);
+* each subject has a **data key**, stored wrapped; every personal field is sealed under it
+  with ``subject id | field name`` as associated data, so a ciphertext copied to another
+  row or column fails to open; destroying the wrapped key shreds every field at once;
+* the **index root** (random, wrapped by the master key) feeds HKDF, which derives the
+  HMAC key of the e-mail blind index and the key of withdraw links. It is not derived
+  straight from the master key so that rotating the master key leaves every blind index,
+  and so every suppression entry of an erased person, valid;
+* the **receipt signing key** (Ed25519, wrapped by the master key) signs consent receipts.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from privacy.models import KeyringEntry, MasterKey, Subject
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+FIELD_FORMAT = b"\x01"
+
+
+class CryptoError(Exception):
+    """A key or ciphertext problem; never carries plaintext."""
+
+
+class KeyShredded(CryptoError):
+    """The subject's data key was destroyed: its fields are gone for good."""
+
+
+class MasterKeyRefused(CryptoError):
+    """The configured master key is not the one this database is wrapped under."""
+
+
+def parse_master_key(value: str) -> bytes:
+    """Decode a base64 master key and insist on 32 bytes."""
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("master key is not valid base64") from exc
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"master key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def generate_master_key() -> str:
+    """A new master key, base64-encoded."""
+    return base64.b64encode(os.urandom(KEY_BYTES)).decode()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A public, stable id for a master key (not reversible)."""
+    return hmac.new(key, b"privacy master key id v1", hashlib.sha256).hexdigest()[:32]
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError) as exc:
+        raise CryptoError("ciphertext does not open under this key and context") from exc
+
+
+def _hkdf(root: bytes, info: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(root)
+
+
+def normalise_email(email: str) -> str:
+    """The form of an e-mail that the blind index is computed over (trimmed, lower case)."""
+    return email.strip().lower()
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Crypto:
+    """Envelope encryption under one master key, plus the keyring's derived keys."""
+
+    INDEX_ROOT = "index_root"
+    SIGNING_KEY = "receipt_signing_ed25519"
+
+    def __init__(self, master_key: bytes) -> None:
+        if len(master_key) != KEY_BYTES:
+            raise ValueError("master key must be 32 bytes")
+        self._master = master_key
+        self.master_key_id = key_fingerprint(master_key)
+        self._index_key: bytes | None = None
+        self._link_key: bytes | None = None
+        self._signing_key: Ed25519PrivateKey | None = None
+        self._signing_kid: str | None = None
+
+    # --- start-up -------------------------------------------------------------------
+
+    def bootstrap(self, session: Session, now: dt.datetime) -> None:
+        """Check the master key against the database and create the keyring on first use."""
+        rows = {mk.key_id: mk for mk in session.scalars(select(MasterKey))}
+        mine = rows.get(self.master_key_id)
+        if mine is not None and mine.status == "retired":
+            raise MasterKeyRefused(
+                "PRIVACY_MASTER_KEY was retired by 'privacy keys rotate-master' "
+                f"on {mine.retired_at:%Y-%m-%d}; start with the new key"
+            )
+        active = [mk for mk in rows.values() if mk.status == "active"]
+        if mine is None and active:
+            raise MasterKeyRefused(
+                "PRIVACY_MASTER_KEY is not the key this database is encrypted under "
+                f"(expected key id {active[0].key_id}, got {self.master_key_id})"
+            )
+        if mine is None:
+            session.add(MasterKey(key_id=self.master_key_id, status="active", created_at=now))
+        elif mine.status != "active":
+            raise MasterKeyRefused("this master key is the target of an unfinished rotation")
+        for name, make in ((self.INDEX_ROOT, self._new_index_root), (self.SIGNING_KEY, self._new_signing_key)):
+            if session.get(KeyringEntry, name) is None:
+                secret, public = make()
+                session.add(
+                    KeyringEntry(
+                        name=name,
+                        wrapped=self.wrap_secret(name, secret),
+                        master_key_id=self.master_key_id,
+                        public=public,
+                        created_at=now,
+                    )
+                )
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another worker bootstrapped at the same moment; its rows are as good as ours.
+            session.rollback()
+        self.load_keyring(session)
+
+    @staticmethod
+    def _new_index_root() -> tuple[bytes, str | None]:
+        return os.urandom(KEY_BYTES), None
+
+    @staticmethod
+    def _new_signing_key() -> tuple[bytes, str | None]:
+        key = Ed25519PrivateKey.generate()
+        raw = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return raw, b64url(public)
+
+    def load_keyring(self, session: Session) -> None:
+        entries = {e.name: e for e in session.scalars(select(KeyringEntry))}
+        root = self.unwrap_secret(self.INDEX_ROOT, entries[self.INDEX_ROOT].wrapped)
+        self._index_key = _hkdf(root, "privacy blind-index v1 email")
+        self._link_key = _hkdf(root, "privacy withdraw-link v1")
+        signing = entries[self.SIGNING_KEY]
+        self._signing_key = Ed25519PrivateKey.from_private_bytes(
+            self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
+        )
+        self._signing_kid = hashlib.sha256((signing.public or "").encode()).hexdigest()[:16]
+
+    # --- wrapping -------------------------------------------------------------------
+
+    def wrap_secret(self, name: str, secret: bytes) -> bytes:
+        return _seal(self._master, secret, f"keyring|{name}".encode())
+
+    def unwrap_secret(self, name: str, wrapped: bytes) -> bytes:
+        return _open(self._master, wrapped, f"keyring|{name}".encode())
+
+    def new_data_key(self, subject_id: str) -> tuple[bytes, bytes]:
+        """A fresh data key for a subject and its wrapped form to store."""
+        dek = AESGCM.generate_key(bit_length=256)
+        return dek, _seal(self._master, dek, f"dek|{subject_id}".encode())
+
+    def data_key(self, subject: Subject) -> bytes:
+        """Unwrap a subject's data key; :class:`KeyShredded` once it was destroyed."""
+        if subject.wrapped_key is None:
+            raise KeyShredded(f"data key of subject {subject.id} was destroyed")
+        if subject.master_key_id != self.master_key_id:
+            raise CryptoError(f"subject {subject.id} is wrapped under master key {subject.master_key_id}")
+        return _open(self._master, subject.wrapped_key, f"dek|{subject.id}".encode())
+
+    # --- fields ---------------------------------------------------------------------
+
+    @staticmethod
+    def encrypt_field(dek: bytes, subject_id: str, field: str, value: str) -> bytes:
+        return FIELD_FORMAT + _seal(dek, value.encode(), f"field|{subject_id}|{field}".encode())
+
+    @staticmethod
+    def decrypt_field(dek: bytes, subject_id: str, field: str, blob: bytes) -> str:
+        if blob[:1] != FIELD_FORMAT:
+            raise CryptoError("unknown field ciphertext format")
+        return _open(dek, blob[1:], f"field|{subject_id}|{field}".encode()).decode()
+
+    # --- blind index and links --------------------------------------------------------
+
+    def _require(self, value: bytes | None) -> bytes:
+        if value is None:
+            raise CryptoError("keyring not loaded: call bootstrap() first")
+        return value
+
+    def blind_index(self, email: str) -> bytes:
+        """HMAC-SHA256 of the normalised e-mail under the derived index key."""
+        return hmac.new(self._require(self._index_key), normalise_email(email).encode(), hashlib.sha256).digest()
+
+    def blind_indexer(self) -> Callable[[str], bytes]:
+        """A fast blind-index function for bulk work (one prepared HMAC state, copied)."""
+        base = hmac.new(self._require(self._index_key), digestmod=hashlib.sha256)
+
+        def index(email: str) -> bytes:
+            h = base.copy()
+            h.update(email.strip().lower().encode())
+            return h.digest()
+
+        return index
+
+    def link_token(self, *parts: str) -> str:
+        """A MAC over ``parts`` for links that must not be forgeable (withdraw links)."""
+        mac = hmac.new(self._require(self._link_key), "|".join(parts).encode(), hashlib.sha256).digest()
+        return b64url(mac[:20])
+
+    def check_link_token(self, token: str, *parts: str) -> bool:
+        return hmac.compare_digest(token, self.link_token(*parts))
+
+    # --- signing ----------------------------------------------------------------------
+
+    def sign_jws(self, payload: dict[str, Any]) -> str:
+        """JWS compact serialisation (RFC 7515) of ``payload`` with EdDSA (Ed25519)."""
+        if self._signing_key is None:
+            raise CryptoError("keyring not loaded: call bootstrap() first")
+        header = {"alg": "EdDSA", "kid": self._signing_kid, "typ": "JWT"}
+        signing_input = ".".join(
+            b64url(json.dumps(part, separators=(",", ":"), sort_keys=True).encode()) for part in (header, payload)
+        )
+        return signing_input + "." + b64url(self._signing_key.sign(signing_input.encode()))
+
+    def public_jwks(self) -> dict[str, Any]:
+        """The receipt-signing public key as a JWK set (RFC 8037, OKP / Ed25519)."""
+        if self._signing_key is None:
+            raise CryptoError("keyring not loaded: call bootstrap() first")
+        raw = self._signing_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "kid": self._signing_kid,
+                          "alg": "EdDSA", "use": "sig"}]}
+
+
+def verify_jws(jws: str, public_key_x: str) -> dict[str, Any]:
+    """Verify a compact EdDSA JWS with a raw public key (base64url); return the payload."""
+    header_b64, payload_b64, sig_b64 = jws.split(".")
+    key = Ed25519PublicKey.from_public_bytes(_b64url_decode(public_key_x))
+    key.verify(_b64url_decode(sig_b64), f"{header_b64}.{payload_b64}".encode())
+    payload: dict[str, Any] = json.loads(_b64url_decode(payload_b64))
+    return payload
+
+
+def _b64url_decode(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def shred(subject: Subject, now: dt.datetime) -> None:
+    """Destroy a subject's data key: every field sealed under it becomes unreadable."""
+    subject.wrapped_key = None
+    subject.master_key_id = None
+    subject.shredded_at = now
+
+
+def rotate_master(
+    session: Session,
+    old: Crypto,
+    new: Crypto,
+    now: dt.datetime,
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Re-wrap every data key and keyring secret from ``old`` to ``new``, batch by batch.
+
+    Field ciphertexts are untouched. Each batch commits, so an interrupted rotation resumes
+    where it stopped when run again with the same two keys. At the end the old key is
+    marked retired and :meth:`Crypto.bootstrap` refuses it from then on.
+    """
+    if old.master_key_id == new.master_key_id:
+        raise ValueError("the new master key is the current one")
+    if session.get(MasterKey, new.master_key_id) is None:
+        session.add(MasterKey(key_id=new.master_key_id, status="rotating", created_at=now))
+        session.commit()
+    moved = 0
+    while True:
+        subjects = list(
+            session.scalars(
+                select(Subject).where(Subject.master_key_id == old.master_key_id).limit(batch_size)
+            )
+        )
+        if not subjects:
+            break
+        for subject in subjects:
+            dek = old.data_key(subject)
+            subject.wrapped_key = _seal(new._master, dek, f"dek|{subject.id}".encode())
+            subject.master_key_id = new.master_key_id
+        session.commit()
+        moved += len(subjects)
+        if progress:
+            progress(len(subjects))
+    for entry in session.scalars(select(KeyringEntry).where(KeyringEntry.master_key_id == old.master_key_id)):
+        entry.wrapped = new.wrap_secret(entry.name, old.unwrap_secret(entry.name, entry.wrapped))
+        entry.master_key_id = new.master_key_id
+    session.execute(
+        update(MasterKey).where(MasterKey.key_id == old.master_key_id).values(status="retired", retired_at=now)
+    )
+    session.execute(update(MasterKey).where(MasterKey.key_id == new.master_key_id).values(status="active"))
+    session.commit()
+    return moved
+
+
+
+def current_crypto() -> Crypto:
+    """The application's :class:`Crypto` (inside an app context)."""
+    from privacy.context import current
+
+    return current().crypto

@@ -1,0 +1,108 @@
+"""Validation and normalisation of personal field values, by catalogue type.
+
+Each function takes what a client sent and returns the canonical string that is
+encrypted and stored, or raises :class:`FieldValueError` with a message for the client
+(which never repeats the value itself: it may be personal data).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import phonenumbers
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+
+FIELD_TYPES = ("email", "phone", "string", "date", "country")
+COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)
+MAX_EMAIL_LENGTH = 254
+
+
+class FieldValueError(ValueError):
+    """A value that does not fit its field's type; the message names no personal data."""
+
+
+def _require_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise FieldValueError("must be a string")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in value):
+        raise FieldValueError("contains control or unassigned characters")
+    return unicodedata.normalize("NFC", value.strip())
+
+
+def normalise_email(value: Any) -> str:
+    text = _require_str(value)
+    if not text:
+        raise FieldValueError("must not be empty")
+    if len(text) > MAX_EMAIL_LENGTH:
+        raise FieldValueError(f"is longer than {MAX_EMAIL_LENGTH} characters")
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise FieldValueError(f"is not a valid e-mail address ({_reason(exc)})") from exc
+    return str(result.normalized).lower()
+
+
+def _reason(exc: EmailNotValidError) -> str:
+    # email-validator's messages describe the shape, not the value; keep the first clause.
+    return str(exc).split(". ")[0].rstrip(".")
+
+
+def normalise_phone(value: Any, region: str | None = None) -> str:
+    text = _require_str(value)
+    try:
+        number = phonenumbers.parse(text, region or "SE")
+    except phonenumbers.NumberParseException as exc:
+        raise FieldValueError("is not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise FieldValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_date(value: Any, today: dt.date | None = None) -> str:
+    text = _require_str(value)
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise FieldValueError("is not a date in the form YYYY-MM-DD") from exc
+    if len(text) != 10:
+        raise FieldValueError("is not a date in the form YYYY-MM-DD")
+    if day.year < 1900:
+        raise FieldValueError("is before 1900")
+    if day > (today or dt.date.today()):
+        raise FieldValueError("is in the future")
+    return day.isoformat()
+
+
+def normalise_country(value: Any) -> str:
+    text = _require_str(value).upper()
+    if text not in COUNTRY_CODES:
+        raise FieldValueError("is not an ISO 3166-1 alpha-2 country code")
+    return text
+
+
+def make_string_normaliser(max_length: int | None) -> Callable[[Any], str]:
+    def normalise_string(value: Any) -> str:
+        text = _require_str(value)
+        if not text:
+            raise FieldValueError("must not be empty")
+        if max_length is not None and len(text) > max_length:
+            raise FieldValueError(f"is longer than {max_length} characters")
+        return text
+
+    return normalise_string
+
+
+def normalise(field_type: str, value: Any, max_length: int | None = None) -> str:
+    """Normalise ``value`` for a catalogue field of ``field_type``."""
+    if field_type == "email":
+        return normalise_email(value)
+    if field_type == "phone":
+        return normalise_phone(value)
+    if field_type == "date":
+        return normalise_date(value)
+    if field_type == "country":
+        return normalise_country(value)
+    return make_string_normaliser(max_length)(value)

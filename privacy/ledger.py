@@ -1,0 +1,148 @@
+"""Append-only, hash-chained logs: the consent ledger and the audit log.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the canonical JSON of
+the entry's own fields, so changing, removing or reordering any entry breaks every hash
+after it. The chain head (last sequence number and hash) sits in ``chain_heads`` and is
+locked for the append, which serialises writers on PostgreSQL (SELECT ... FOR UPDATE)
+as SQLite's write lock does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privacy.models import AuditEntry, ChainHead, ConsentEvent
+
+GENESIS = "0" * 64
+CONSENT_CHAIN = "consent"
+AUDIT_CHAIN = "audit"
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def timestamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(body)).hexdigest()
+
+
+def _event_body(e: ConsentEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq, "subject_id": e.subject_id, "purpose": e.purpose, "action": e.action, "status": e.status,
+        "notice_version": e.notice_version, "text_hash": e.text_hash, "source": json.loads(e.source),
+        "recorded_at": timestamp(e.recorded_at),
+    }
+
+
+def _audit_body(a: AuditEntry) -> dict[str, Any]:
+    return {"seq": a.seq, "actor": a.actor, "action": a.action, "target": a.target,
+            "details": json.loads(a.details), "at": timestamp(a.at)}
+
+
+class ChainWriter:
+    """Appends entries to one chain within the caller's transaction."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.session = session
+        head = session.execute(select(ChainHead).where(ChainHead.name == name).with_for_update()).scalar_one_or_none()
+        if head is None:
+            head = ChainHead(name=name, seq=0, hash=GENESIS)
+            session.add(head)
+        self.head = head
+
+    def next(self) -> tuple[int, str]:
+        return self.head.seq + 1, self.head.hash
+
+    def advance(self, seq: int, hash_: str) -> None:
+        self.head.seq = seq
+        self.head.hash = hash_
+
+
+def append_consent_events(session: Session, events: list[dict[str, Any]]) -> list[ConsentEvent]:
+    """Append consent events (dicts of ConsentEvent columns except seq and hashes)."""
+    if not events:
+        return []
+    writer = ChainWriter(session, CONSENT_CHAIN)
+    rows = []
+    for fields in events:
+        seq, prev = writer.next()
+        row = ConsentEvent(seq=seq, prev_hash=prev, hash="", **fields)
+        row.hash = chain_hash(prev, _event_body(row))
+        writer.advance(seq, row.hash)
+        rows.append(row)
+    session.add_all(rows)
+    return rows
+
+
+def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
+                 target: str | None = None, details: dict[str, Any] | None = None) -> AuditEntry:
+    """Record an admin or officer action. ``details`` must hold no personal values."""
+    writer = ChainWriter(session, AUDIT_CHAIN)
+    seq, prev = writer.next()
+    row = AuditEntry(seq=seq, actor=actor, action=action, target=target,
+                     details=json.dumps(details or {}, sort_keys=True), at=now, prev_hash=prev, hash="")
+    row.hash = chain_hash(prev, _audit_body(row))
+    writer.advance(seq, row.hash)
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    chain: str
+    ok: bool
+    entries: int
+    broken_seq: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"chain": self.chain, "ok": self.ok, "entries": self.entries}
+        if not self.ok:
+            out["first_broken"] = {"seq": self.broken_seq, "reason": self.reason}
+        return out
+
+
+def _walk(session: Session, model: Any, body: Any, batch: int = 5000) -> Iterator[tuple[Any, dict[str, Any]]]:
+    last = 0
+    while True:
+        rows = list(session.scalars(select(model).where(model.seq > last).order_by(model.seq).limit(batch)))
+        if not rows:
+            return
+        for row in rows:
+            yield row, body(row)
+        last = rows[-1].seq
+
+
+def verify_chain(session: Session, name: str) -> ChainReport:
+    """Walk a chain from the start; report the first entry whose link or hash is wrong."""
+    model, body = (ConsentEvent, _event_body) if name == CONSENT_CHAIN else (AuditEntry, _audit_body)
+    prev, expected_seq, count = GENESIS, 1, 0
+    for row, data in _walk(session, model, body):
+        if row.seq != expected_seq:
+            return ChainReport(name, False, count, expected_seq, "entry missing")
+        if row.prev_hash != prev:
+            return ChainReport(name, False, count, row.seq, "does not link to the entry before it")
+        if chain_hash(prev, data) != row.hash:
+            return ChainReport(name, False, count, row.seq, "content does not match its hash")
+        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+    head = session.get(ChainHead, name)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head_seq != count or head_hash != prev:
+        return ChainReport(name, False, count, count + 1 if head_seq > count else head_seq,
+                           "entries after this point were removed" if head_seq > count else "chain head mismatch")
+    return ChainReport(name, True, count)
+
+
+def verify_all(session: Session) -> list[ChainReport]:
+    return [verify_chain(session, CONSENT_CHAIN), verify_chain(session, AUDIT_CHAIN)]

@@ -1,0 +1,222 @@
+"""Tables of the service. Personal values only ever appear here as ciphertext."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from privacy.db import db
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; pass aware UTC times")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Subject(db.Model):  # type: ignore[name-defined]
+    """A data subject: a pseudonymous id, the blind index of the e-mail, a wrapped data key."""
+
+    __tablename__ = "subjects"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class SubjectField(db.Model):  # type: ignore[name-defined]
+    """One personal field of a subject, AES-GCM ciphertext under the subject's data key."""
+
+    __tablename__ = "subject_fields"
+    subject_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class MasterKey(db.Model):  # type: ignore[name-defined]
+    """Fingerprints of master keys this database has known; only one is active."""
+
+    __tablename__ = "master_keys"
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # active | rotating | retired
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class KeyringEntry(db.Model):  # type: ignore[name-defined]
+    """Service-wide secrets (blind-index root, receipt signing key), wrapped by the master key."""
+
+    __tablename__ = "keyring"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str] = mapped_column(String(32))
+    public: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Purpose(db.Model):  # type: ignore[name-defined]
+    """A purpose as in the policy file; ``origin`` tells whether the file or the API set it."""
+
+    __tablename__ = "purposes"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    definition: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(8))  # file | api
+    file_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class NoticeVersion(db.Model):  # type: ignore[name-defined]
+    """Every notice text ever shown for a purpose, with its hash."""
+
+    __tablename__ = "notice_versions"
+    __table_args__ = (UniqueConstraint("purpose_code", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    purpose_code: Mapped[str] = mapped_column(String(64), ForeignKey("purposes.code"))
+    version: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ChainHead(db.Model):  # type: ignore[name-defined]
+    """The last sequence number and hash of a hash chain; locked to append."""
+
+    __tablename__ = "chain_heads"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentEvent(db.Model):  # type: ignore[name-defined]
+    """The consent ledger: append-only and hash-chained. No foreign key: it outlives erasure."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_subject", "subject_id", "seq"),)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    subject_id: Mapped[str] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    notice_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    text_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ConsentState(db.Model):  # type: ignore[name-defined]
+    """Current state per subject and purpose, written in the same transaction as the event."""
+
+    __tablename__ = "consent_states"
+    __table_args__ = (Index("ix_consent_states_purpose_status", "purpose", "status"),)
+    subject_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+    purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    notice_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    granted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(db.Model):  # type: ignore[name-defined]
+    """Append-only, hash-chained log of admin and officer actions (no personal values)."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    details: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiKey(db.Model):  # type: ignore[name-defined]
+    """An API key: only the SHA-256 of the token is kept."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class IdempotencyRecord(db.Model):  # type: ignore[name-defined]
+    """The stored answer to a request sent with an ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_keys"
+    api_key_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class Confirmation(db.Model):  # type: ignore[name-defined]
+    """A double opt-in link: only the hash of its token is kept."""
+
+    __tablename__ = "confirmations"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    purposes: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class Receipt(db.Model):  # type: ignore[name-defined]
+    """A signed consent receipt as handed out (pseudonymous: no personal values)."""
+
+    __tablename__ = "receipts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    jws: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,374 @@
+"""The policy file: personal-data catalogue, purposes, legal holds, connectors.
+
+Loaded from YAML and validated at start-up; an invalid file stops the service with a
+message naming the key path and the line, e.g.
+``purposes[1].legal_basis: 'consnet' is not one of consent, contract, ... (line 23)``.
+The same purpose schema validates ``PUT /v1/purposes/{code}`` bodies.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, validate, validates_schema
+from marshmallow import fields as mf
+
+from privacy.fields import COUNTRY_CODES, FIELD_TYPES
+
+LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
+RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")
+RETENTION_ACTIONS = ("delete", "anonymise")
+CONNECTOR_TYPES = ("webhook", "hubspot", "mailchimp", "salesforce", "sql")
+CONNECTOR_OPERATIONS = ("access", "erasure", "rectification", "restriction", "consent")
+POSTAL_ADDRESS_KEYS = ("streetAddress", "postalCode", "addressLocality", "addressRegion", "addressCountry",
+                       "postOfficeBoxNumber")
+CATEGORIES = ("contact", "identity", "location", "demographic", "behaviour", "financial", "preference", "other")
+DEFAULT_AGE_OF_CONSENT = {"SE": 13, "DK": 13, "FI": 13, "NO": 13, "DE": 16, "NL": 16, "IE": 16}
+DEFAULT_POLICY_FILE = Path(__file__).parent / "policies" / "example.yaml"
+CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="must be lower_snake_case, 1-64 characters")
+
+
+def one_of(choices: tuple[str, ...]) -> validate.OneOf:
+    return validate.OneOf(choices, error="'{input}' is not one of " + ", ".join(choices))
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class FieldSchema(_Strict):
+    category = mf.String(required=True, validate=one_of(CATEGORIES))
+    type = mf.String(required=True, validate=one_of(FIELD_TYPES))
+    identifier = mf.Boolean(load_default=False)
+    max_length = mf.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
+
+
+class NoticeSchema(_Strict):
+    version = mf.String(required=True, validate=validate.Length(min=1, max=64))
+    text = mf.String(required=True, validate=validate.Length(min=1, max=100_000))
+
+
+class RetentionSchema(_Strict):
+    period_days = mf.Integer(required=True, validate=validate.Range(min=0, max=36500))
+    after = mf.String(required=True, validate=one_of(RETENTION_CLOCKS))
+    action = mf.String(required=True, validate=one_of(RETENTION_ACTIONS))
+
+
+class PurposeBodySchema(_Strict):
+    """A purpose as written in the policy file, without its code (the PUT body)."""
+
+    name = mf.Dict(keys=mf.String(validate=validate.Length(min=2, max=8)),
+                       values=mf.String(validate=validate.Length(min=1, max=200)), required=True)
+    description = mf.String(load_default=None, validate=validate.Length(max=2000))
+    category = mf.String(load_default=None, validate=validate.Length(min=1, max=100))
+    legal_basis = mf.String(required=True, validate=one_of(LEGAL_BASES))
+    fields = mf.List(mf.String(), required=True)
+    double_opt_in = mf.Boolean(load_default=False)
+    consent_valid_days = mf.Integer(load_default=None, validate=validate.Range(min=1, max=36500))
+    gpc_opt_out = mf.Boolean(load_default=False)
+    recipients = mf.List(mf.String(validate=validate.Length(min=1, max=200)), load_default=list)
+    notice = mf.Nested(NoticeSchema, load_default=None)
+    retention = mf.Nested(RetentionSchema, load_default=None)
+
+    @validates_schema
+    def _consent_only_options(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("legal_basis") != "consent":
+            for key in ("double_opt_in", "gpc_opt_out", "consent_valid_days"):
+                if data.get(key):
+                    raise ValidationError("only a purpose with legal_basis consent may set it", key)
+
+
+class PurposeSchema(PurposeBodySchema):
+    code = mf.String(required=True, validate=CODE)
+
+
+class LegalHoldSchema(_Strict):
+    code = mf.String(required=True, validate=CODE)
+    description = mf.String(required=True)
+    fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))
+    period_days = mf.Integer(required=True, validate=validate.Range(min=1, max=36500))
+
+
+class RetrySchema(_Strict):
+    initial_delay_s = mf.Float(load_default=30, validate=validate.Range(min=0))
+    max_delay_s = mf.Float(load_default=3600, validate=validate.Range(min=0))
+    deadline_hours = mf.Float(load_default=72, validate=validate.Range(min=0))
+
+
+class ConnectorSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # type-specific settings (url, token_env, ...) are kept raw below
+
+    name = mf.String(required=True, validate=CODE)
+    type = mf.String(required=True, validate=one_of(CONNECTOR_TYPES))
+    operations = mf.List(mf.String(validate=one_of(CONNECTOR_OPERATIONS)),
+                             load_default=lambda: list(CONNECTOR_OPERATIONS))
+    retry = mf.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
+    timeout_s = mf.Float(load_default=10, validate=validate.Range(min=0.1, max=600))
+
+
+class ControllerSchema(_Strict):
+    name = mf.String(required=True)
+    contact = mf.String(load_default="")
+    email = mf.String(load_default="")
+    phone = mf.String(load_default="")
+    address = mf.Dict(keys=mf.String(validate=one_of(POSTAL_ADDRESS_KEYS)), values=mf.String(), load_default=dict,
+                      metadata={"description": "schema.org PostalAddress, as Kantara receipts require"})
+    url = mf.String(load_default=None)
+    privacy_policy_url = mf.String(load_default="")
+    jurisdiction = mf.String(load_default="SE")
+
+
+class AgeOfConsentSchema(_Strict):
+    default = mf.Integer(load_default=16, validate=validate.Range(min=13, max=16))
+    countries = mf.Dict(keys=mf.String(validate=validate.OneOf(sorted(COUNTRY_CODES),
+                                                                       error="'{input}' is not a country code")),
+                            values=mf.Integer(validate=validate.Range(min=13, max=16)),
+                            load_default=dict)
+
+
+class PolicySchema(_Strict):
+    controller = mf.Nested(ControllerSchema, load_default=lambda: {"name": "Data controller", "contact": "",
+                                                                       "email": "", "phone": "", "address": {},
+                                                                       "url": None, "privacy_policy_url": "",
+                                                                       "jurisdiction": "SE"})
+    fields = mf.Dict(keys=mf.String(validate=CODE), values=mf.Nested(FieldSchema), required=True)
+    purposes = mf.List(mf.Nested(PurposeSchema), required=True, validate=validate.Length(min=1))
+    legal_holds = mf.List(mf.Nested(LegalHoldSchema), load_default=list)
+    connectors = mf.List(mf.Nested(ConnectorSchema), load_default=list)
+    age_of_consent = mf.Nested(AgeOfConsentSchema, load_default=lambda: {"default": 16, "countries": {}})
+
+    @validates_schema
+    def _references(self, data: dict[str, Any], **_: Any) -> None:
+        catalogue = data.get("fields", {})
+        errors: dict[str, Any] = {}
+        for key in ("purposes", "legal_holds", "connectors"):
+            seen: set[str] = set()
+            for i, item in enumerate(data.get(key, [])):
+                code = item.get("code") or item.get("name")
+                if code in seen:
+                    errors.setdefault(key, {})[i] = {"code" if key != "connectors" else "name": [f"'{code}' is declared twice"]}
+                seen.add(code)
+                for j, name in enumerate(item.get("fields", [])):
+                    if name not in catalogue:
+                        errors.setdefault(key, {}).setdefault(i, {}).setdefault("fields", {})[j] = [
+                            f"'{name}' is not in the fields catalogue"
+                        ]
+        identifiers = [name for name, spec in catalogue.items() if spec.get("identifier")]
+        if identifiers != ["email"]:
+            errors["fields"] = ["exactly one identifier field is supported, and it must be 'email'"]
+        if errors:
+            raise ValidationError(errors)
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    category: str
+    type: str
+    identifier: bool = False
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class PurposeDef:
+    code: str
+    name: dict[str, str]
+    legal_basis: str
+    fields: tuple[str, ...]
+    double_opt_in: bool = False
+    consent_valid_days: int | None = None
+    gpc_opt_out: bool = False
+    recipients: tuple[str, ...] = ()
+    notice: dict[str, str] | None = None
+    retention: dict[str, Any] | None = None
+    description: str | None = None
+    category: str | None = None
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> "PurposeDef":
+        return cls(
+            code=data["code"], name=dict(data["name"]), legal_basis=data["legal_basis"],
+            fields=tuple(data["fields"]), double_opt_in=data.get("double_opt_in", False),
+            consent_valid_days=data.get("consent_valid_days"), gpc_opt_out=data.get("gpc_opt_out", False),
+            recipients=tuple(data.get("recipients") or ()), notice=data.get("notice"),
+            retention=data.get("retention"), description=data.get("description"), category=data.get("category"),
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """The purpose as plain data, the same shape the policy file and the API use."""
+        return {
+            "code": self.code, "name": self.name, "description": self.description, "category": self.category,
+            "legal_basis": self.legal_basis, "fields": list(self.fields), "double_opt_in": self.double_opt_in,
+            "consent_valid_days": self.consent_valid_days, "gpc_opt_out": self.gpc_opt_out,
+            "recipients": list(self.recipients), "notice": self.notice, "retention": self.retention,
+        }
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_data(), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def needs_consent(self) -> bool:
+        return self.legal_basis == "consent"
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    code: str
+    description: str
+    fields: tuple[str, ...]
+    period_days: int
+
+
+@dataclass(frozen=True)
+class ConnectorDef:
+    name: str
+    type: str
+    operations: tuple[str, ...]
+    retry: dict[str, float]
+    timeout_s: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    fields: dict[str, FieldDef]
+    purposes: tuple[PurposeDef, ...]
+    legal_holds: tuple[LegalHold, ...]
+    connectors: tuple[ConnectorDef, ...]
+    controller: dict[str, Any]
+    age_of_consent: dict[str, int]
+    default_age_of_consent: int
+    source: str = "<memory>"
+
+    def age_of_consent_for(self, country: str | None) -> int:
+        return self.age_of_consent.get(country or "", self.default_age_of_consent)
+
+
+class PolicyError(Exception):
+    """An invalid policy file; the message names every bad key with its line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"invalid policy file {source}:\n  " + "\n  ".join(problems))
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested error dict into ``{"purposes[1].legal_basis": [...]}``."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            elif key == "_schema":
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            for sub, msgs in flatten_errors(value, path).items():
+                out.setdefault(sub, []).extend(msgs)
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        out[prefix or "_body"] = list(messages)
+    elif isinstance(messages, list):
+        for msg in messages:
+            for sub, msgs in flatten_errors(msg, prefix).items():
+                out.setdefault(sub, []).extend(msgs)
+    else:
+        out[prefix or "_body"] = [str(messages)]
+    return out
+
+
+def _line_map(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = f"{path}.{key_node.value}" if path else str(key_node.value)
+            out[sub] = key_node.start_mark.line + 1
+            _line_map(value_node, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, f"{path}[{i}]", out)
+    return out
+
+
+def _line_of(path: str, lines: dict[str, int]) -> int | None:
+    probe = path
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return None
+
+
+def parse_policy(text: str, source: str = "<memory>") -> Policy:
+    """Parse and validate policy YAML; raise :class:`PolicyError` naming key and line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise PolicyError(source, [f"not valid YAML: {getattr(exc, 'problem', exc)}{where}"]) from exc
+    if not isinstance(data, dict) or root is None:
+        raise PolicyError(source, ["the file must be a mapping with fields and purposes"])
+    lines = _line_map(root)
+    try:
+        loaded = PolicySchema().load(data)
+    except ValidationError as exc:
+        problems = []
+        for path, msgs in sorted(flatten_errors(exc.messages).items()):
+            line = _line_of(path, lines)
+            for msg in msgs:
+                problems.append(f"{path}: {msg}" + (f" (line {line})" if line else ""))
+        raise PolicyError(source, problems) from exc
+    return _build(loaded, data, source)
+
+
+def _build(loaded: dict[str, Any], raw: dict[str, Any], source: str) -> Policy:
+    catalogue = {name: FieldDef(name=name, **spec) for name, spec in loaded["fields"].items()}
+    connectors = []
+    for spec, raw_spec in zip(loaded["connectors"], raw.get("connectors") or []):
+        known = {"name", "type", "operations", "retry", "timeout_s"}
+        connectors.append(ConnectorDef(
+            name=spec["name"], type=spec["type"], operations=tuple(spec["operations"]), retry=dict(spec["retry"]),
+            timeout_s=spec["timeout_s"], settings={k: v for k, v in raw_spec.items() if k not in known},
+        ))
+    ages = dict(DEFAULT_AGE_OF_CONSENT)
+    ages.update(loaded["age_of_consent"]["countries"])
+    return Policy(
+        fields=catalogue,
+        purposes=tuple(PurposeDef.from_data(p) for p in loaded["purposes"]),
+        legal_holds=tuple(LegalHold(code=h["code"], description=h["description"], fields=tuple(h["fields"]),
+                                    period_days=h["period_days"]) for h in loaded["legal_holds"]),
+        connectors=tuple(connectors),
+        controller=loaded["controller"],
+        age_of_consent=ages,
+        default_age_of_consent=loaded["age_of_consent"]["default"],
+        source=source,
+    )
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load the policy file at ``path`` (the bundled example when ``None``)."""
+    file = Path(path) if path else DEFAULT_POLICY_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(file), [f"cannot read the file: {exc.strerror}"]) from exc
+    return parse_policy(text, str(file))
+
+
+def validate_purpose_body(code: str, body: dict[str, Any], policy: Policy) -> PurposeDef:
+    """Validate a PUT body against the schema and the catalogue; raise ValidationError."""
+    data = PurposeBodySchema().load(body)
+    unknown = {i: [f"'{name}' is not in the fields catalogue"] for i, name in enumerate(data["fields"])
+               if name not in policy.fields}
+    if unknown:
+        raise ValidationError({"fields": unknown})
+    return PurposeDef.from_data({**data, "code": code})

@@ -1,0 +1,92 @@
+"""Consent receipts after the Kantara Initiative Consent Receipt Specification v1.1.
+
+A receipt names the subject only by the pseudonymous subject id, lists each purpose with
+its legal basis, notice version and notice text hash, and is signed (JWS compact, EdDSA)
+with the key published at ``GET /v1/receipts/keys``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from privacy.crypto import Crypto
+from privacy.ledger import timestamp
+from privacy.models import Receipt
+from privacy.policy import Policy, PurposeDef
+
+KANTARA_VERSION = "KI-CR-v1.1.0"
+
+
+def _termination(purpose: PurposeDef) -> str:
+    if purpose.legal_basis == "consent":
+        text = "Withdraw at any time: the link in every e-mail, or the preference centre."
+        if purpose.consent_valid_days:
+            text += f" Consent lapses after {purpose.consent_valid_days} days unless renewed."
+    else:
+        text = f"Ends with the {purpose.legal_basis.replace('_', ' ')}."
+    if purpose.retention:
+        r = purpose.retention
+        text += f" Data is {r['action']}d {r['period_days']} days after {r['after'].replace('_', ' ')}."
+    return text
+
+
+def build_receipt(
+    policy: Policy,
+    subject_id: str,
+    consents: list[dict[str, Any]],
+    purposes: dict[str, PurposeDef],
+    source: dict[str, Any],
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The unsigned receipt for one recording (``consents``: code, status, notice, hash)."""
+    controller = policy.controller
+    entry: dict[str, Any] = {
+        "piiController": controller["name"], "contact": controller["contact"], "address": controller["address"],
+        "email": controller["email"], "phone": controller["phone"],
+    }
+    if controller.get("url"):
+        entry["piiControllerUrl"] = controller["url"]
+    kantara_purposes = []
+    for c in consents:
+        p = purposes[c["purpose"]]
+        others = [r for r in p.recipients if r != controller["name"]]
+        item: dict[str, Any] = {
+            "purpose": p.name.get("en") or next(iter(p.name.values())),
+            "purposeCategory": [p.category or p.legal_basis],
+            "consentType": "EXPLICIT",
+            "piiCategory": sorted({policy.fields[f].category for f in p.fields if f in policy.fields}),
+            "primaryPurpose": p.legal_basis == "contract",
+            "termination": _termination(p),
+            "thirdPartyDisclosure": bool(others),
+        }
+        if others:
+            item["thirdPartyName"] = ", ".join(others)
+        kantara_purposes.append(item)
+    return {
+        "version": KANTARA_VERSION,
+        "jurisdiction": controller.get("jurisdiction") or "SE",
+        "consentTimestamp": int(now.timestamp()),
+        "collectionMethod": " / ".join(str(source[k]) for k in ("form", "channel") if source.get(k)) or "api",
+        "consentReceiptID": str(uuid.uuid4()),
+        "language": "en",
+        "piiPrincipalId": subject_id,
+        "piiControllers": [entry],
+        "policyUrl": controller.get("privacy_policy_url") or "",
+        "services": [{"service": controller["name"], "purposes": kantara_purposes}],
+        "sensitive": False,
+        "spiCat": [],
+        "recorded_at": timestamp(now),
+        "collector": source,
+        "consents": consents,
+    }
+
+
+def sign_and_store(session: Session, crypto: Crypto, receipt: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    """Sign the receipt, keep a copy, and return it with its ``signature`` (JWS compact)."""
+    jws = crypto.sign_jws(receipt)
+    session.add(Receipt(id=receipt["consentReceiptID"], subject_id=receipt["piiPrincipalId"], jws=jws,
+                        created_at=now))
+    return {**receipt, "signature": jws}
