@@ -146,3 +146,9 @@ def verify_chain(session: Session, name: str) -> ChainReport:
 
 def verify_all(session: Session) -> list[ChainReport]:
     return [verify_chain(session, CONSENT_CHAIN), verify_chain(session, AUDIT_CHAIN)]
+
+
+def audit_entries(session: Session, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    """Audit entries after sequence number ``after``, oldest first."""
+    rows = session.scalars(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit))
+    return [{**_audit_body(a), "hash": a.hash} for a in rows]

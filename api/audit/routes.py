@@ -5,11 +5,11 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
 
 from api.auth import BEARER, requires
 from privacy.db import db
-from privacy.ledger import verify_all
+from privacy.ledger import audit_entries, verify_all
 
 blp = Blueprint("audit", __name__, url_prefix="/v1/audit", description="Audit trail")
 
@@ -18,6 +18,39 @@ class VerifySchema(Schema):
     ok = fields.Boolean()
     chains = fields.List(fields.Dict())
     first_broken = fields.Dict(metadata={"description": "chain, seq and reason of the first broken entry"})
+
+
+class LogQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AuditEntrySchema(Schema):
+    seq = fields.Integer()
+    actor = fields.String()
+    action = fields.String()
+    target = fields.String(allow_none=True)
+    details = fields.Dict()
+    at = fields.String()
+    hash = fields.String()
+
+
+class AuditLogSchema(Schema):
+    entries = fields.List(fields.Nested(AuditEntrySchema))
+
+
+@blp.route("/log")
+class Log(MethodView):
+    @blp.doc(**BEARER)
+    @blp.arguments(LogQuerySchema, location="query")
+    @blp.response(200, AuditLogSchema)
+    @requires("admin")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Audit entries after sequence number ``after`` (page with the last ``seq``)."""
+        return {"entries": audit_entries(db.session, args["after"], args["limit"])}
 
 
 @blp.route("/verify")
