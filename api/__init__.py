@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from api.audit.routes import blp as audit_blp
+from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
@@ -78,6 +79,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
+    register_commands(app)
 
     ready = threading.Event()
     lock = threading.Lock()
@@ -98,6 +100,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         except (OperationalError, ProgrammingError):
             log.warning("database not reachable at start-up; will retry on the first request")
             db.session.rollback()
+        except Exception:
+            db.session.remove()
+            db.engine.dispose()
+            raise
     return app
 
 

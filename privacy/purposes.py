@@ -141,5 +141,5 @@ def describe(purpose: PurposeDef, catalogue: Catalogue) -> dict[str, Any]:
 def list_purposes(session: Session) -> list[dict[str, Any]]:
     """Every stored purpose as the API shows it, ordered by code."""
     catalogue = load_catalogue(session)
-    origins = dict(session.execute(select(Purpose.code, Purpose.origin)).tuples())
+    origins = {code: origin for code, origin in session.execute(select(Purpose.code, Purpose.origin))}
     return [{**describe(p, catalogue), "origin": origins.get(code)} for code, p in sorted(catalogue.purposes.items())]

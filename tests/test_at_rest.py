@@ -1,0 +1,97 @@
+"""No personal value in the database files, a dump, or the logs."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from privacy.db import db
+from tests.conftest import SIGNUP
+
+KNOWN = {
+    "email": "zlatan.unique.marker@example.se",
+    "first_name": "Wilhelmina-Markørsdóttir",
+    "last_name": "Quixotically-Unusual",
+    "postal_code": "98765",
+    "phone": "+46701234599",
+}
+SIGNUP_KNOWN = {
+    "subject": {"email": KNOWN["email"], "first_name": KNOWN["first_name"], "last_name": KNOWN["last_name"],
+                "postal_code": KNOWN["postal_code"], "phone": KNOWN["phone"], "birth_date": "1961-07-13"},
+    "purposes": {"loyalty_club": True, "marketing_email": True, "sms": True},
+    "notice_version": "2026-11-01",
+    "source": {"form": "signup-web", "channel": "web"},
+}
+
+
+def _needles() -> list[bytes]:
+    out = []
+    for value in KNOWN.values():
+        for form in {value, value.lower(), value.upper()}:
+            out.append(form.encode("utf-8"))
+            out.append(form.encode("utf-16-le"))
+    out.append(b"1961-07-13")
+    return out
+
+
+def _hits(blob: bytes) -> list[bytes]:
+    return [n for n in _needles() if n in blob]
+
+
+def _record(client: FlaskClient, writer: dict[str, str], officer: dict[str, str]) -> None:
+    r = client.post("/v1/consents", json=SIGNUP_KNOWN, headers=writer)
+    assert r.status_code == 201, r.json
+    found = client.get("/v1/subjects", query_string={"email": KNOWN["email"]}, headers=officer).json
+    assert found["fields"]["first_name"] == KNOWN["first_name"]  # stored, readable through the API only
+
+
+def test_sqlite_file_and_wal_hold_no_personal_value(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                    officer: dict[str, str]) -> None:
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("SQLite file scan; the PostgreSQL run scans pg_dump instead")
+    _record(client, writer, officer)
+    path = Path(url.database or "")
+    files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+    assert Path(f"{path}-wal") in files  # the WAL is there and is scanned too
+    blob = b"".join(p.read_bytes() for p in files)
+    assert _hits(blob) == []
+
+
+def test_pg_dump_holds_no_personal_value(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                         officer: dict[str, str]) -> None:
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("needs PostgreSQL (PRIVACY_TEST_DATABASE_URL)")
+    _record(client, writer, officer)
+    pg_dump = Path(os.environ.get("PRIVACY_TEST_PG_BIN", "/usr/bin")) / "pg_dump"
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    dump = subprocess.run(
+        [str(pg_dump), "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "",
+         "--data-only", url.database or ""], env=env, capture_output=True, check=True).stdout
+    assert b"COPY public.subject_fields" in dump
+    assert _hits(dump) == []
+
+
+def test_logs_carry_no_personal_value(client: FlaskClient, writer: dict[str, str], officer: dict[str, str],
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    _record(client, writer, officer)
+    client.post("/v1/consents", json={**SIGNUP_KNOWN, "purposes": {"sms": False}}, headers=writer)
+    text = "\n".join(r.getMessage() + str(r.args) for r in caplog.records)
+    assert "consent recorded" in text  # the sign-up did log, without the person in it
+    assert _hits(text.encode()) == []
+
+
+def test_signup_example_values_stay_out_of_the_logs_too(client: FlaskClient, writer: dict[str, str],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client.post("/v1/consents", json=SIGNUP, headers=writer)
+    assert "anna" not in caplog.text.lower()
