@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -9,12 +10,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from api.demo import load_demo
 from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
 from privacy.context import PrivacyContext, utcnow
 from privacy.crypto import Crypto, parse_master_key, rotate_master
 from privacy.db import db, unit_of_work
 from privacy.errors import ServiceError
 from privacy.ledger import append_audit, verify_all
+from retention.scheduler import build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
 
@@ -122,7 +125,31 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@click.command("scheduler")
+@with_appcontext
+def scheduler() -> None:
+    """Run the scheduled jobs in the foreground (one such process per deployment)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sched = build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs()), err=True)
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+@click.command("demo")
+@click.option("--members", default=60, show_default=True)
+@with_appcontext
+def demo(members: int) -> None:
+    """Load demo members (idempotent) and print fresh demo API keys."""
+    count, tokens = load_demo(members)
+    click.echo(f"{count} demo members recorded. Demo API keys (new on every run):")
+    for name, token in tokens.items():
+        click.echo(f"  {name:<16} {token}")
+
+
 def register_commands(app: Flask) -> None:
     """Add the project's commands to ``app.cli`` (so ``privacy`` and tests see them)."""
-    for group in (keys, audit):
-        app.cli.add_command(group)
+    for command in (keys, audit, scheduler, demo):
+        app.cli.add_command(command)

@@ -1,0 +1,1 @@
+"""Scheduled policies: consent expiry, clean-ups, and (next) retention sweeps."""

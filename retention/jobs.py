@@ -1,0 +1,45 @@
+"""Scheduled jobs. Each takes ``now`` so tests can move the clock; each is idempotent."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import delete
+
+from privacy.consent import ConsentService
+from privacy.context import current
+from privacy.db import db, unit_of_work
+from privacy.models import Confirmation, IdempotencyRecord
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL = dt.timedelta(hours=24)
+
+
+def expire_consents(now: dt.datetime) -> int:
+    """Append an ``expired`` ledger event for every consent past its purpose's validity."""
+    count = ConsentService(db.session, current()).expire(now)
+    log.info("consent expiry: %d consents expired", count)
+    return count
+
+
+def purge_idempotency_keys(now: dt.datetime) -> int:
+    """Forget stored answers to Idempotency-Keys older than a day (they hold no personal data)."""
+    with unit_of_work() as session:
+        result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_TTL))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def purge_confirmations(now: dt.datetime) -> int:
+    """Drop used or expired double opt-in links; pending consents stay pending (never granted)."""
+    with unit_of_work() as session:
+        result = session.execute(delete(Confirmation).where(
+            (Confirmation.expires_at < now) | (Confirmation.used_at.is_not(None))))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+JOBS = {
+    "expire_consents": (expire_consents, dt.timedelta(hours=1)),
+    "purge_idempotency_keys": (purge_idempotency_keys, dt.timedelta(hours=1)),
+    "purge_confirmations": (purge_confirmations, dt.timedelta(hours=6)),
+}

@@ -1,0 +1,64 @@
+"""The ``privacy`` command as an operator uses it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from tests.conftest import MASTER_KEY, SIGNUP
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line(runner: FlaskCliRunner, client: FlaskClient) -> None:
+    result = runner.invoke(args=["keys", "create", "--name", "signup-web", "--scopes", "consent:write"])
+    assert result.exit_code == 0
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("pk_") and " " not in token
+    assert client.post("/v1/consents", json=SIGNUP, headers={"Authorization": f"Bearer {token}"}).status_code == 201
+
+
+def test_keys_are_stored_only_as_a_hash(app: Flask, runner: FlaskCliRunner) -> None:
+    from privacy.db import db
+    from privacy.models import ApiKey
+
+    token = runner.invoke(args=["keys", "create", "--name", "x", "--scopes", "admin"]).stdout.strip().splitlines()[-1]
+    with app.app_context():
+        (key,) = db.session.query(ApiKey).all()
+        assert token not in (key.token_hash, key.prefix) and len(key.token_hash) == 64
+
+
+def test_unknown_scopes_are_refused(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["keys", "create", "--name", "x", "--scopes", "consent:wrte"])
+    assert result.exit_code != 0
+    assert "consent:wrte" in result.output
+
+
+def test_a_revoked_key_stops_working(runner: FlaskCliRunner, client: FlaskClient) -> None:
+    token = runner.invoke(args=["keys", "create", "--name", "temp", "--scopes", "consent:read"]
+                          ).stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/purposes", headers=headers).status_code == 200
+    listed = runner.invoke(args=["keys", "list"]).output
+    assert "temp" in listed and token not in listed
+    assert runner.invoke(args=["keys", "revoke", "temp"]).exit_code == 0
+    assert client.get("/v1/purposes", headers=headers).status_code == 401
+
+
+def test_demo_loads_members_and_prints_working_keys(runner: FlaskCliRunner, client: FlaskClient) -> None:
+    result = runner.invoke(args=["demo", "--members", "5"])
+    assert result.exit_code == 0, result.output
+    tokens = dict(line.split() for line in result.output.splitlines()[1:])
+    check = {"purpose": "loyalty_club", "emails": ["nobody@example.se"]}
+    r = client.post("/v1/consents/check", json=check, headers={"Authorization": f"Bearer {tokens['demo-marketing']}"})
+    assert r.status_code == 200
+
+
+def test_the_console_script_migrates_an_empty_database(tmp_path: Path) -> None:
+    env = {"PRIVACY_INSTANCE_DIR": str(tmp_path), "PRIVACY_MASTER_KEY": MASTER_KEY, "PATH": "/usr/bin:/bin"}
+    cli = [sys.executable, "-c", "from api.main import main; main()"]
+    up = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, cwd=Path(__file__).parent)
+    assert up.returncode == 0, up.stderr
+    verify = subprocess.run([*cli, "audit", "verify"], env=env, capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stdout.startswith("ok")

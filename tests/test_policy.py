@@ -1,0 +1,72 @@
+"""The policy file: the example loads; a wrong file names the key and the line."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from privacy.policy import DEFAULT_POLICY_FILE, PolicyError, load_policy, parse_policy
+
+EXAMPLE = DEFAULT_POLICY_FILE.read_text()
+
+
+def _line_of(text: str, fragment: str) -> int:
+    return text[: text.index(fragment)].count("\n") + 1
+
+
+def test_the_example_policy_loads_with_every_purpose() -> None:
+    policy = load_policy()
+    assert [p.code for p in policy.purposes] == ["loyalty_club", "marketing_email", "sms", "profiling",
+                                                 "targeted_ads"]
+    assert [h.code for h in policy.legal_holds] == ["bookkeeping"]
+    assert policy.age_of_consent_for("NO") == 13
+    assert policy.age_of_consent_for("FR") == 16
+
+
+def test_a_misspelt_legal_basis_names_key_and_line() -> None:
+    broken = EXAMPLE.replace("legal_basis: consent\n    fields: [phone", "legal_basis: consnet\n    fields: [phone")
+    with pytest.raises(PolicyError) as info:
+        parse_policy(broken, "policy.yaml")
+    line = _line_of(broken, "legal_basis: consnet")
+    assert (f"purposes[2].legal_basis: 'consnet' is not one of consent, contract, legal_obligation, "
+            f"legitimate_interest, vital_interest, public_task (line {line})") in str(info.value)
+
+
+def test_a_purpose_field_outside_the_catalogue_is_named() -> None:
+    broken = EXAMPLE.replace("fields: [email, first_name]\n    double_opt_in",
+                             "fields: [email, shoe_size]\n    double_opt_in")
+    with pytest.raises(PolicyError, match=r"purposes\[1\]\.fields\[1\]: 'shoe_size' is not in the fields catalogue"):
+        parse_policy(broken)
+
+
+def test_an_unknown_key_is_named() -> None:
+    broken = EXAMPLE.replace("    double_opt_in: true\n", "    double_opt_in: true\n    dobule_opt_out: true\n")
+    with pytest.raises(PolicyError, match=r"purposes\[1\]\.dobule_opt_out: Unknown field\. \(line \d+\)"):
+        parse_policy(broken)
+
+
+def test_double_opt_in_on_a_contract_purpose_is_refused() -> None:
+    broken = EXAMPLE.replace("legal_basis: contract\n", "legal_basis: contract\n    double_opt_in: true\n")
+    with pytest.raises(PolicyError, match=r"purposes\[0\]\.double_opt_in: only a purpose with legal_basis consent"):
+        parse_policy(broken)
+
+
+def test_bad_yaml_reports_its_line() -> None:
+    with pytest.raises(PolicyError, match=r"not valid YAML.*\(line 3\)"):
+        parse_policy("fields:\n  email: {type: email\npurposes: [\n")
+
+
+def test_an_unquoted_norway_is_caught_not_taken_as_false() -> None:
+    broken = EXAMPLE.replace('"NO": 13', "NO: 13")
+    with pytest.raises(PolicyError, match=r"age_of_consent\.countries"):
+        parse_policy(broken)
+
+
+def test_an_invalid_policy_file_stops_the_service(tmp_path: Path, make_app: Callable[..., Flask]) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(EXAMPLE.replace("retention: {period_days: 730, after: last_activity, action: anonymise}",
+                                   "retention: {period_days: -1, after: last_activity, action: anonymise}"))
+    with pytest.raises(PolicyError, match=r"purposes\[0\]\.retention\.period_days"):
+        make_app(POLICY_FILE=str(bad))

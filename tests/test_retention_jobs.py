@@ -1,0 +1,54 @@
+"""Scheduled jobs: consent validity runs out and is written to the ledger."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from privacy.context import utcnow
+from retention.jobs import expire_consents, purge_confirmations, purge_idempotency_keys
+from retention.scheduler import build_scheduler, run_job
+from tests.conftest import SIGNUP
+
+
+def test_consent_past_its_validity_is_denied_and_then_expired_in_the_ledger(
+        app: Flask, client: FlaskClient, writer: dict[str, str], reader: dict[str, str]) -> None:
+    body = {**SIGNUP, "purposes": {"profiling": True, "loyalty_club": True}}
+    sid = client.post("/v1/consents", json=body, headers=writer).json["subject_id"]
+    later = utcnow() + dt.timedelta(days=731)  # profiling consent is valid 730 days
+    with app.app_context():
+        assert expire_consents(utcnow()) == 0
+        assert expire_consents(later) == 1
+        assert expire_consents(later) == 0  # idempotent
+    state = client.get(f"/v1/subjects/{sid}/consents", headers=reader).json["consents"]
+    assert state["profiling"]["status"] == "expired"
+    assert state["loyalty_club"]["status"] == "granted"  # a contract does not lapse
+    events = client.get(f"/v1/subjects/{sid}/consents/history", headers=reader).json["events"]
+    assert [e["event"] for e in events if e["purpose"] == "profiling"] == ["granted", "expired"]
+
+
+def test_renewing_an_expired_consent_grants_it_again(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                     reader: dict[str, str]) -> None:
+    body = {**SIGNUP, "purposes": {"profiling": True}}
+    client.post("/v1/consents", json=body, headers=writer)
+    with app.app_context():
+        expire_consents(utcnow() + dt.timedelta(days=800))
+    r = client.post("/v1/consents", json=body, headers=writer)
+    assert r.json["consents"]["profiling"]["status"] == "granted"
+
+
+def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+    client.post("/v1/consents", json=SIGNUP, headers={**writer, "Idempotency-Key": "k1"})
+    with app.app_context():
+        assert purge_idempotency_keys(utcnow()) == 0
+        assert purge_idempotency_keys(utcnow() + dt.timedelta(hours=25)) == 1
+        assert purge_confirmations(utcnow()) == 0
+        assert purge_confirmations(utcnow() + dt.timedelta(days=15)) == 1
+
+
+def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
+    scheduler = build_scheduler(app)
+    assert sorted(j.id for j in scheduler.get_jobs()) == ["expire_consents", "purge_confirmations",
+                                                         "purge_idempotency_keys"]
+    assert run_job(app, "expire_consents", expire_consents) == 0
