@@ -19,6 +19,7 @@ from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
+from api.logs import install_log_guards
 from api.purposes.routes import blp as purposes_blp
 from api.receipts.routes import blp as receipts_blp
 from api.settings import load_settings, master_key_from_instance
@@ -80,6 +81,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blp)
     register_error_handlers(app)
     register_commands(app)
+    install_log_guards()
 
     ready = threading.Event()
     lock = threading.Lock()

@@ -95,3 +95,14 @@ def test_signup_example_values_stay_out_of_the_logs_too(client: FlaskClient, wri
     caplog.set_level(logging.DEBUG)
     client.post("/v1/consents", json=SIGNUP, headers=writer)
     assert "anna" not in caplog.text.lower()
+
+
+def test_request_lines_in_logs_lose_their_query_strings() -> None:
+    from api.logs import RedactQueryStrings
+
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - [%s] "%s" %s %s',
+                               ("127.0.0.1", "now", "GET /v1/subjects?email=anna%40example.se HTTP/1.1", "200", "-"),
+                               None)
+    RedactQueryStrings().filter(record)
+    assert "anna" not in record.getMessage()
+    assert "GET /v1/subjects?… HTTP/1.1" in record.getMessage()
