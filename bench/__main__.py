@@ -172,7 +172,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def machine_info() -> dict[str, Any]:
-    """nproc, Python, platform, and the repository commit, for context."""
+    """nproc, Python, platform, load average and the repository commit, for context."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
         cwd=REPO_ROOT,
@@ -184,6 +184,7 @@ def machine_info() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "commit": commit or None,
     }
 
@@ -513,6 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"machine: nproc {machine['nproc']}, Python {machine['python']}, "
         f"{machine['platform']}, commit {machine['commit']}"
     )
+    load = machine["loadavg_at_start"][0]
+    if load > 0.5 * (machine["nproc"] or 1):
+        print(
+            f"warning: load average {load} at start on {machine['nproc']} CPUs; other work "
+            "competes with the bench, so figures (less so ratios) are noisy"
+        )
     print(
         f"servers: gunicorn -w {WORKERS} --timeout {GUNICORN_TIMEOUT_S}, 127.0.0.1, "
         "SQLite in a fresh temporary folder"
@@ -601,6 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = status or 1
             if bench.bench_errors:
                 status = status or 2
+        machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nresults: {args.output}")
