@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -63,14 +62,12 @@ def service_env(instance_dir: Path) -> dict[str, str]:
 
 
 def privacy_cli() -> list[str]:
-    """How to call the ``privacy`` console script: from the active environment, or via
-    ``api.cli:main`` from the repository root when the package is not installed."""
-    script = Path(sys.executable).with_name("privacy")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("privacy")
-    if found:
-        return [found]
+    """The ``privacy`` console script (``api.cli:main``), run with this interpreter.
+
+    Called from the repository root rather than through the installed script, so that the
+    commands run the same code as the gunicorn workers (which import from the working
+    directory), even when the installed package points at another checkout.
+    """
     return [
         sys.executable,
         "-c",
