@@ -10,6 +10,7 @@ tail of that log is printed when something goes wrong.
 from __future__ import annotations
 
 import base64
+import configparser
 import contextlib
 import os
 import signal
@@ -61,18 +62,30 @@ def service_env(instance_dir: Path) -> dict[str, str]:
     return env
 
 
-def privacy_cli() -> list[str]:
-    """The ``privacy`` console script (``api.cli:main``), run with this interpreter.
+def privacy_entry_point() -> tuple[str, str]:
+    """(module, function) of the ``privacy`` console script, as ``setup.cfg`` declares it."""
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    scripts = config.get("options.entry_points", "console_scripts", fallback="")
+    for line in scripts.splitlines():
+        name, _, target = line.partition("=")
+        if name.strip() == "privacy":
+            module, _, function = target.strip().partition(":")
+            return module, function
+    raise ServerError("setup.cfg declares no `privacy` console script")
 
-    Called from the repository root rather than through the installed script, so that the
-    commands run the same code as the gunicorn workers (which import from the working
-    directory), even when the installed package points at another checkout.
+
+def privacy_cli() -> list[str]:
+    """The ``privacy`` console script, run with this interpreter from the repository root.
+
+    Not through the installed script, so that the commands run the same code as the
+    gunicorn workers (which import from the working directory), even when the installed
+    package points at another checkout.
     """
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from api.cli import main; sys.argv[0] = 'privacy'; sys.exit(main())",
-    ]
+    module, function = privacy_entry_point()
+    code = f"import sys; from {module} import {function} as main; "
+    code += "sys.argv[0] = 'privacy'; sys.exit(main())"
+    return [sys.executable, "-c", code]
 
 
 def run_cli(args: Sequence[str], env: Mapping[str, str], timeout_s: float = 120) -> str:
