@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from api.schema_fields import FastStringList, StrictBoolean, StringOrMap
+from api.schema_fields import FastStringList, StrictBoolean, StringOrMap, no_control_characters
 
 MAX_CHECK_INPUTS = 100_000
 
@@ -14,9 +14,9 @@ class StrictSchema(Schema):
 
 
 class SourceSchema(StrictSchema):
-    form = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    channel = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    campaign = fields.String(validate=validate.Length(min=1, max=100))
+    form = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_control_characters])
+    channel = fields.String(required=True, validate=[validate.Length(min=1, max=50), no_control_characters])
+    campaign = fields.String(validate=[validate.Length(min=1, max=100), no_control_characters])
     url = fields.Url(validate=validate.Length(max=500))
 
 
@@ -67,10 +67,15 @@ class ConfirmedSchema(Schema):
     confirmed = fields.List(fields.String())
 
 
+# The MAC in a withdraw link is base64url; anything else (non-ASCII above all, which
+# hmac.compare_digest refuses with a TypeError) cannot be one.
+LINK_TOKEN = validate.Regexp(r"\A[A-Za-z0-9_-]+\Z", error="is not a link token (base64url)")
+
+
 class WithdrawQuerySchema(StrictSchema):
-    subject = fields.String(required=True, validate=validate.Length(max=64))
-    purpose = fields.String(required=True, validate=validate.Length(max=64))
-    token = fields.String(required=True, validate=validate.Length(max=100))
+    subject = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
+    purpose = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
+    token = fields.String(required=True, validate=[validate.Length(min=1, max=100), LINK_TOKEN])
 
 
 class WithdrawFormSchema(Schema):
