@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,22 @@ class ConsentCommand:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def state_view(state: ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> dict[str, Any]:
+@dataclass
+class State:
+    """A purpose's current state for one subject (a row of ``consent_states``)."""
+
+    status: str
+    notice_version: str | None
+    recorded_at: dt.datetime
+    granted_at: dt.datetime | None
+    event_seq: int
+
+
+STATE_COLUMNS = (ConsentState.purpose, ConsentState.status, ConsentState.notice_version, ConsentState.recorded_at,
+                 ConsentState.granted_at, ConsentState.event_seq)
+
+
+def state_view(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> dict[str, Any]:
     """A purpose's state as clients read it; a lapsed consent shows as ``expired``."""
     status = state.status
     if status == "granted" and lapsed(state, purpose, now):
@@ -66,7 +81,7 @@ def state_view(state: ConsentState, purpose: PurposeDef | None, now: dt.datetime
     return {"status": status, "notice_version": state.notice_version, "recorded_at": as_json_time(state.recorded_at)}
 
 
-def lapsed(state: ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> bool:
+def lapsed(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> bool:
     if purpose is None or not purpose.consent_valid_days or state.granted_at is None:
         return False
     return state.granted_at < now - dt.timedelta(days=purpose.consent_valid_days)
@@ -215,94 +230,96 @@ class ConsentService:
     def _apply(self, session: Session, cmd: ConsentCommand, values: dict[str, str], wishes: dict[str, bool],
                notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue, now: dt.datetime
                ) -> tuple[dict[str, Any], list[OutgoingMail]]:
+        """The write path of a sign-up, in Core statements (it is the hottest path we have)."""
         crypto = self.ctx.crypto
         self._check_age(values, wishes, catalogue, now)
         subject = self._find_subject(session, cmd, values)
+        states: dict[str, State] = {}
         if subject is None:
             subject_id = str(uuid.uuid4())
             dek, wrapped = crypto.new_data_key(subject_id)
-            subject = Subject(id=subject_id, email_index=crypto.blind_index(values["email"]), wrapped_key=wrapped,
-                              master_key_id=crypto.master_key_id, restricted=False, created_at=now, updated_at=now,
-                              last_activity_at=now)
-            session.add(subject)
-            states: dict[str, ConsentState] = {}
-            is_new = True
+            session.execute(insert(Subject).values(
+                id=subject_id, email_index=crypto.blind_index(values["email"]), wrapped_key=wrapped,
+                master_key_id=crypto.master_key_id, restricted=False, created_at=now, updated_at=now,
+                last_activity_at=now))
+            existing_fields: set[str] = set()
         else:
-            is_new = False
+            subject_id = subject.id
             dek = crypto.data_key(subject)
-            states = {s.purpose: s for s in session.scalars(
-                select(ConsentState).where(ConsentState.subject_id == subject.id))}
+            states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
+                      for r in session.execute(select(*STATE_COLUMNS).where(ConsentState.subject_id == subject_id))}
+            existing_fields = set(session.scalars(
+                select(SubjectField.name).where(SubjectField.subject_id == subject_id)))
+            session.execute(update(Subject).where(Subject.id == subject_id).values(updated_at=now,
+                                                                                  last_activity_at=now))
         source = json.dumps(cmd.source, sort_keys=True)
-        events, newly_pending = [], []
+        events = []
         for code, wants in wishes.items():
             purpose = catalogue.purposes[code]
             current = states.get(code)
             version, digest = notices[code]
             cur_status = current.status if current else None
-            if cur_status == "granted" and current is not None and lapsed(current, purpose, now):
+            if current is not None and cur_status == "granted" and lapsed(current, purpose, now):
                 cur_status = "expired"
             step = _transition(cur_status, wants, purpose.double_opt_in,
                                current is not None and version is not None and current.notice_version != version)
-            if step is None:
-                continue
-            action, status = step
-            events.append({"subject_id": subject.id, "purpose": code, "action": action, "status": status,
-                           "notice_version": version, "text_hash": digest, "source": source, "recorded_at": now})
-            if status == "pending":
-                newly_pending.append(code)
-        rows = append_consent_events(session, events)
-        for row in rows:
-            state = states.get(row.purpose)
-            if state is None:
-                state = ConsentState(subject_id=subject.id, purpose=row.purpose)
-                session.add(state)
-                states[row.purpose] = state
-            state.status = row.status
-            state.notice_version = row.notice_version
-            state.recorded_at = now
-            state.event_seq = row.seq
-            if row.status == "granted":
-                state.granted_at = now
-        needed = {f for code, s in states.items() if s.status in ACTIVE and code in catalogue.purposes
+            if step is not None:
+                events.append({"subject_id": subject_id, "purpose": code, "action": step[0], "status": step[1],
+                               "notice_version": version, "text_hash": digest, "source": source,
+                               "recorded_at": now})
+        new_states, changed_states = [], []
+        for row in append_consent_events(session, events):
+            code = row["purpose"]
+            before = states.get(code)
+            granted_at = now if row["status"] == "granted" else (before.granted_at if before else None)
+            states[code] = State(row["status"], row["notice_version"], now, granted_at, row["seq"])
+            values_row = {"subject_id": subject_id, "purpose": code, "status": row["status"],
+                          "notice_version": row["notice_version"], "recorded_at": now, "granted_at": granted_at,
+                          "event_seq": row["seq"]}
+            (changed_states if before else new_states).append(values_row)
+        if new_states:
+            session.execute(insert(ConsentState), new_states)
+        for row in changed_states:
+            session.execute(update(ConsentState).where(
+                ConsentState.subject_id == subject_id, ConsentState.purpose == row["purpose"]).values(**row))
+        needed = {f for code, st in states.items() if st.status in ACTIVE and code in catalogue.purposes
                   for f in catalogue.purposes[code].fields}
-        dropped = sorted(set(values) - needed)
-        if values.keys() & needed:
-            existing = {f.name: f for f in session.scalars(
-                select(SubjectField).where(SubjectField.subject_id == subject.id))} if not is_new else {}
-            for name in sorted(values.keys() & needed):
-                blob = crypto.encrypt_field(dek, subject.id, name, values[name])
-                if name in existing:
-                    existing[name].ciphertext, existing[name].updated_at = blob, now
-                else:
-                    session.add(SubjectField(subject_id=subject.id, name=name, ciphertext=blob, updated_at=now))
-        subject.updated_at = subject.last_activity_at = now
+        keep = sorted(values.keys() & needed)
+        sealed = {name: crypto.encrypt_field(dek, subject_id, name, values[name]) for name in keep}
+        fresh = [{"subject_id": subject_id, "name": n, "ciphertext": c, "updated_at": now}
+                 for n, c in sealed.items() if n not in existing_fields]
+        if fresh:
+            session.execute(insert(SubjectField), fresh)
+        for name in existing_fields & sealed.keys():
+            session.execute(update(SubjectField).where(SubjectField.subject_id == subject_id,
+                                                       SubjectField.name == name)
+                            .values(ciphertext=sealed[name], updated_at=now))
         mails = []
-        if newly_pending or any(wishes.get(c) and states[c].status == "pending" for c in wishes):
-            pending = sorted({c for c in wishes if wishes[c] and states[c].status == "pending"})
-            email = values.get("email")
-            if email:
-                mails.append(self._doi_mail(session, subject.id, email, pending, catalogue, now))
+        pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
+        if pending and "email" in values:
+            mails.append(self._doi_mail(session, subject_id, values["email"], pending, catalogue, now))
         consents = {code: state_view(states[code], catalogue.purposes[code], now) for code in wishes if code in states}
         receipt_items = [{"purpose": code, "status": consents[code]["status"], "legal_basis":
                           catalogue.purposes[code].legal_basis, "notice_version": notices[code][0],
                           "notice_text_hash": notices[code][1]} for code in wishes if code in consents]
         receipt = sign_and_store(session, crypto, build_receipt(
-            self.ctx.policy, subject.id, receipt_items, catalogue.purposes, cmd.source, now), now)
-        body = {"subject_id": subject.id, "consents": consents, "receipt": receipt, "dropped_fields": dropped}
+            self.ctx.policy, subject_id, receipt_items, catalogue.purposes, cmd.source, now), now)
+        body = {"subject_id": subject_id, "consents": consents, "receipt": receipt,
+                "dropped_fields": sorted(set(values) - needed)}
         return body, mails
 
-    def _find_subject(self, session: Session, cmd: ConsentCommand, values: dict[str, str]) -> Subject | None:
+    def _find_subject(self, session: Session, cmd: ConsentCommand, values: dict[str, str]) -> Any:
+        query = select(Subject.id, Subject.email_index, Subject.wrapped_key, Subject.master_key_id)
         if cmd.subject_id is not None:
-            subject = session.get(Subject, cmd.subject_id)
+            subject = session.execute(query.where(Subject.id == cmd.subject_id)).first()
             if subject is None or subject.wrapped_key is None:
                 raise NotFound(f"subject '{cmd.subject_id}' not found", {"subject_id": ["not found"]})
             if "email" in values and subject.email_index != self.ctx.crypto.blind_index(values["email"]):
                 raise InvalidInput.field("subject.email", "does not belong to subject_id; e-mail changes "
                                          "go through a rectification request")
             return subject
-        return session.scalars(
-            select(Subject).where(Subject.email_index == self.ctx.crypto.blind_index(values["email"]))
-        ).one_or_none()
+        return session.execute(query.where(Subject.email_index == self.ctx.crypto.blind_index(values["email"]))
+                               ).first()
 
     # --- mail links -----------------------------------------------------------------
 
@@ -314,9 +331,10 @@ class ConsentService:
     def _doi_mail(self, session: Session, subject_id: str, email: str, purposes: list[str],
                   catalogue: Catalogue, now: dt.datetime) -> OutgoingMail:
         token = secrets.token_urlsafe(32)
-        session.add(Confirmation(token_hash=hashlib.sha256(token.encode()).hexdigest(), subject_id=subject_id,
-                                 purposes=json.dumps(purposes), created_at=now,
-                                 expires_at=now + dt.timedelta(days=self.ctx.double_opt_in_days)))
+        session.execute(insert(Confirmation).values(
+            token_hash=hashlib.sha256(token.encode()).hexdigest(), subject_id=subject_id,
+            purposes=json.dumps(purposes), created_at=now,
+            expires_at=now + dt.timedelta(days=self.ctx.double_opt_in_days)))
         confirm = f"{self.ctx.public_url}/v1/consents/confirm/{token}"
         names = [catalogue.purposes[p].name.get("en", p) for p in purposes]
         withdraw = [self.withdraw_url(subject_id, p) for p in purposes]
@@ -357,7 +375,7 @@ class ConsentService:
                  "notice_version": s.notice_version, "text_hash": self._text_hash_of(session, s),
                  "source": json.dumps(source, sort_keys=True), "recorded_at": now} for s in pending])
             for state, row in zip(pending, rows):
-                state.status, state.recorded_at, state.granted_at, state.event_seq = "granted", now, now, row.seq
+                state.status, state.recorded_at, state.granted_at, state.event_seq = "granted", now, now, row["seq"]
             return {"subject_id": conf.subject_id, "confirmed": [s.purpose for s in pending]}
 
     @staticmethod
@@ -377,7 +395,7 @@ class ConsentService:
                 {"subject_id": subject_id, "purpose": purpose, "action": "withdrawn", "status": "withdrawn",
                  "notice_version": state.notice_version, "text_hash": self._text_hash_of(session, state),
                  "source": json.dumps({"channel": "email", "form": "withdraw-link"}), "recorded_at": now}])
-            state.status, state.recorded_at, state.event_seq = "withdrawn", now, row.seq
+            state.status, state.recorded_at, state.event_seq = "withdrawn", now, row["seq"]
             return {"subject_id": subject_id, "purpose": purpose, "status": "withdrawn"}
 
     # --- reading --------------------------------------------------------------------
@@ -474,7 +492,7 @@ class ConsentService:
                          "source": json.dumps({"channel": "scheduler", "form": "consent-expiry"}),
                          "recorded_at": now} for s in states])
                     for state, row in zip(states, rows):
-                        state.status, state.recorded_at, state.event_seq = "expired", now, row.seq
+                        state.status, state.recorded_at, state.event_seq = "expired", now, row["seq"]
                 total += len(states)
                 if len(states) < batch_size:
                     break

@@ -4,7 +4,8 @@ Each entry's hash is SHA-256 over the previous entry's hash and the canonical JS
 the entry's own fields, so changing, removing or reordering any entry breaks every hash
 after it. The chain head (last sequence number and hash) sits in ``chain_heads`` and is
 locked for the append, which serialises writers on PostgreSQL (SELECT ... FOR UPDATE)
-as SQLite's write lock does.
+as SQLite's write lock does. Appends are Core bulk INSERTs: this is the hot path of every
+sign-up.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from privacy.models import AuditEntry, ChainHead, ConsentEvent
@@ -37,65 +38,55 @@ def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(body)).hexdigest()
 
 
-def _event_body(e: ConsentEvent) -> dict[str, Any]:
+def _event_body(e: Any) -> dict[str, Any]:
     return {
-        "seq": e.seq, "subject_id": e.subject_id, "purpose": e.purpose, "action": e.action, "status": e.status,
-        "notice_version": e.notice_version, "text_hash": e.text_hash, "source": json.loads(e.source),
-        "recorded_at": timestamp(e.recorded_at),
+        "seq": e["seq"], "subject_id": e["subject_id"], "purpose": e["purpose"], "action": e["action"],
+        "status": e["status"], "notice_version": e["notice_version"], "text_hash": e["text_hash"],
+        "source": json.loads(e["source"]), "recorded_at": timestamp(e["recorded_at"]),
     }
 
 
-def _audit_body(a: AuditEntry) -> dict[str, Any]:
-    return {"seq": a.seq, "actor": a.actor, "action": a.action, "target": a.target,
-            "details": json.loads(a.details), "at": timestamp(a.at)}
+def _audit_body(a: Any) -> dict[str, Any]:
+    return {"seq": a["seq"], "actor": a["actor"], "action": a["action"], "target": a["target"],
+            "details": json.loads(a["details"]), "at": timestamp(a["at"])}
 
 
-class ChainWriter:
-    """Appends entries to one chain within the caller's transaction."""
-
-    def __init__(self, session: Session, name: str) -> None:
-        self.session = session
-        head = session.execute(select(ChainHead).where(ChainHead.name == name).with_for_update()).scalar_one_or_none()
-        if head is None:
-            head = ChainHead(name=name, seq=0, hash=GENESIS)
-            session.add(head)
-        self.head = head
-
-    def next(self) -> tuple[int, str]:
-        return self.head.seq + 1, self.head.hash
-
-    def advance(self, seq: int, hash_: str) -> None:
-        self.head.seq = seq
-        self.head.hash = hash_
+def _lock_head(session: Session, name: str) -> tuple[int, str]:
+    """Lock the chain head for this transaction and return (last seq, last hash)."""
+    row = session.execute(
+        select(ChainHead.seq, ChainHead.hash).where(ChainHead.name == name).with_for_update()).first()
+    if row is None:
+        session.execute(insert(ChainHead).values(name=name, seq=0, hash=GENESIS))
+        return 0, GENESIS
+    return int(row.seq), str(row.hash)
 
 
-def append_consent_events(session: Session, events: list[dict[str, Any]]) -> list[ConsentEvent]:
-    """Append consent events (dicts of ConsentEvent columns except seq and hashes)."""
-    if not events:
-        return []
-    writer = ChainWriter(session, CONSENT_CHAIN)
+def _append(session: Session, name: str, table: Any, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seq, prev = _lock_head(session, name)
     rows = []
-    for fields in events:
-        seq, prev = writer.next()
-        row = ConsentEvent(seq=seq, prev_hash=prev, hash="", **fields)
-        row.hash = chain_hash(prev, _event_body(row))
-        writer.advance(seq, row.hash)
+    for fields in entries:
+        seq += 1
+        row = {**fields, "seq": seq, "prev_hash": prev}
+        row["hash"] = prev = chain_hash(prev, body(row))
         rows.append(row)
-    session.add_all(rows)
+    session.execute(insert(table), rows)
+    session.execute(update(ChainHead).where(ChainHead.name == name).values(seq=seq, hash=prev))
     return rows
 
 
+def append_consent_events(session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append consent events (ConsentEvent columns but seq and hashes); returns the rows."""
+    if not events:
+        return []
+    return _append(session, CONSENT_CHAIN, ConsentEvent.__table__, _event_body, events)
+
+
 def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
-                 target: str | None = None, details: dict[str, Any] | None = None) -> AuditEntry:
+                 target: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record an admin or officer action. ``details`` must hold no personal values."""
-    writer = ChainWriter(session, AUDIT_CHAIN)
-    seq, prev = writer.next()
-    row = AuditEntry(seq=seq, actor=actor, action=action, target=target,
-                     details=json.dumps(details or {}, sort_keys=True), at=now, prev_hash=prev, hash="")
-    row.hash = chain_hash(prev, _audit_body(row))
-    writer.advance(seq, row.hash)
-    session.add(row)
-    return row
+    entry = {"actor": actor, "action": action, "target": target,
+             "details": json.dumps(details or {}, sort_keys=True), "at": now}
+    return _append(session, AUDIT_CHAIN, AuditEntry.__table__, _audit_body, [entry])[0]
 
 
 @dataclass(frozen=True)
@@ -115,13 +106,15 @@ class ChainReport:
 
 def _walk(session: Session, model: Any, body: Any, batch: int = 5000) -> Iterator[tuple[Any, dict[str, Any]]]:
     last = 0
+    table = model.__table__
     while True:
-        rows = list(session.scalars(select(model).where(model.seq > last).order_by(model.seq).limit(batch)))
+        rows = [r._mapping for r in session.execute(
+            select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch))]
         if not rows:
             return
         for row in rows:
             yield row, body(row)
-        last = rows[-1].seq
+        last = rows[-1]["seq"]
 
 
 def verify_chain(session: Session, name: str) -> ChainReport:
@@ -129,13 +122,13 @@ def verify_chain(session: Session, name: str) -> ChainReport:
     model, body = (ConsentEvent, _event_body) if name == CONSENT_CHAIN else (AuditEntry, _audit_body)
     prev, expected_seq, count = GENESIS, 1, 0
     for row, data in _walk(session, model, body):
-        if row.seq != expected_seq:
+        if row["seq"] != expected_seq:
             return ChainReport(name, False, count, expected_seq, "entry missing")
-        if row.prev_hash != prev:
-            return ChainReport(name, False, count, row.seq, "does not link to the entry before it")
-        if chain_hash(prev, data) != row.hash:
-            return ChainReport(name, False, count, row.seq, "content does not match its hash")
-        prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+        if row["prev_hash"] != prev:
+            return ChainReport(name, False, count, row["seq"], "does not link to the entry before it")
+        if chain_hash(prev, data) != row["hash"]:
+            return ChainReport(name, False, count, row["seq"], "content does not match its hash")
+        prev, expected_seq, count = row["hash"], expected_seq + 1, count + 1
     head = session.get(ChainHead, name)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
     if head_seq != count or head_hash != prev:
@@ -150,5 +143,6 @@ def verify_all(session: Session) -> list[ChainReport]:
 
 def audit_entries(session: Session, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """Audit entries after sequence number ``after``, oldest first."""
-    rows = session.scalars(select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit))
-    return [{**_audit_body(a), "hash": a.hash} for a in rows]
+    table = AuditEntry.__table__
+    rows = session.execute(select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit))
+    return [{**_audit_body(a._mapping), "hash": a.hash} for a in rows]

@@ -42,7 +42,23 @@ class Catalogue:
         return self.notices.get(purpose, {}).get(version)
 
 
+_cache: dict[tuple[str, tuple[tuple[str, dt.datetime], ...]], Catalogue] = {}
+
+
 def load_catalogue(session: Session) -> Catalogue:
+    """The purposes in force. Parsed once per change: a cheap stamp query says if it changed."""
+    stamp = tuple((code, at) for code, at in session.execute(
+        select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)))
+    key = (str(session.get_bind().url), stamp)
+    cached = _cache.get(key)
+    if cached is None:
+        cached = _read_catalogue(session)
+        _cache.clear()
+        _cache[key] = cached
+    return cached
+
+
+def _read_catalogue(session: Session) -> Catalogue:
     purposes = {row.code: PurposeDef.from_data(json.loads(row.definition)) for row in session.scalars(select(Purpose))}
     notices: dict[str, dict[str, str]] = {}
     for code, version, digest in session.execute(

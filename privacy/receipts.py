@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from privacy.crypto import Crypto
@@ -87,6 +88,6 @@ def build_receipt(
 def sign_and_store(session: Session, crypto: Crypto, receipt: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     """Sign the receipt, keep a copy, and return it with its ``signature`` (JWS compact)."""
     jws = crypto.sign_jws(receipt)
-    session.add(Receipt(id=receipt["consentReceiptID"], subject_id=receipt["piiPrincipalId"], jws=jws,
-                        created_at=now))
+    session.execute(insert(Receipt).values(id=receipt["consentReceiptID"], subject_id=receipt["piiPrincipalId"],
+                                           jws=jws, created_at=now))
     return {**receipt, "signature": jws}

@@ -160,10 +160,14 @@ def admin(auth: Callable[..., dict[str, str]]) -> dict[str, str]:
 class Mailbox:
     """The ``.eml`` files the service wrote under ``<instance>/mail``, oldest first."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.directory = Path(app.instance_path) / "mail"
 
     def messages(self) -> list[EmailMessage]:
+        mailer = self.app.extensions["privacy"].mailer
+        if hasattr(mailer, "flush"):
+            assert mailer.flush(10.0), "mails still queued after 10 s"
         if not self.directory.exists():
             return []
         out = []
@@ -191,7 +195,7 @@ class Mailbox:
 
 @pytest.fixture
 def mailbox(app: Flask) -> Mailbox:
-    return Mailbox(Path(app.instance_path) / "mail")
+    return Mailbox(app)
 
 
 def local_path(url: str) -> str:
