@@ -68,14 +68,17 @@ class ConfirmedSchema(Schema):
 
 
 # The MAC in a withdraw link is base64url; anything else (non-ASCII above all, which
-# hmac.compare_digest refuses with a TypeError) cannot be one.
-LINK_TOKEN = validate.Regexp(r"\A[A-Za-z0-9_-]+\Z", error="is not a link token (base64url)")
+# hmac.compare_digest refuses with a TypeError) cannot be one. ^...$ rather than \A...\Z:
+# the pattern is published in the OpenAPI document, where regexes are ECMA-262 (Python's $
+# lets a trailing newline through, which no_control_characters then refuses).
+LINK_TOKEN = validate.Regexp(r"^[A-Za-z0-9_-]+$", error="is not a link token (base64url)")
 
 
 class WithdrawQuerySchema(StrictSchema):
     subject = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
     purpose = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
-    token = fields.String(required=True, validate=[validate.Length(min=1, max=100), LINK_TOKEN])
+    token = fields.String(required=True, validate=[validate.Length(min=1, max=100), LINK_TOKEN,
+                                                   no_control_characters])
 
 
 class WithdrawFormSchema(Schema):
