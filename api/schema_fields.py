@@ -7,7 +7,6 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-
 # C0/C1 control characters (NUL, newline, ESC ...) and lone surrogates, which JSON can carry
 # ("\u0000", "\ud800") but no stored or echoed string should: PostgreSQL refuses NUL in text,
 # and a lone surrogate cannot be encoded as UTF-8 (hashing, blind indexes, the ledger).
