@@ -1,6 +1,7 @@
 """The ``privacy`` command: Flask's CLI (run, routes, shell, db ...) plus our own commands."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,10 +133,8 @@ def scheduler() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sched = build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs()), err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
 
 
 @click.command("demo")

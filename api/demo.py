@@ -24,9 +24,9 @@ def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str]]:
     service = ConsentService(db.session, current())
     for n in range(members):
         first, last = rng.choice(FIRST), rng.choice(LAST)
+        born = f"{rng.randint(1950, 2005)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
         subject = {"email": f"{first}.{last}.{n}@example.se".lower(), "first_name": first, "last_name": last,
-                   "country": rng.choice(COUNTRIES), "birth_date": f"{rng.randint(1950, 2005)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
-                   "postal_code": f"{rng.randint(10000, 98999)}"}
+                   "country": rng.choice(COUNTRIES), "birth_date": born, "postal_code": f"{rng.randint(10000, 98999)}"}
         purposes = {"loyalty_club": True, "marketing_email": rng.random() < 0.6, "sms": rng.random() < 0.3,
                     "profiling": rng.random() < 0.4}
         service.record(ConsentCommand(purposes=purposes, subject=subject, notice_version="2026-11-01",

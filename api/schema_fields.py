@@ -1,33 +1,16 @@
 """Marshmallow fields the API needs beyond the stock ones."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import ValidationError, fields
 
-# C0/C1 control characters (NUL, newline, ESC ...) and lone surrogates, which JSON can carry
-# ("\u0000", "\ud800") but no stored or echoed string should: PostgreSQL refuses NUL in text,
-# and a lone surrogate cannot be encoded as UTF-8 (hashing, blind indexes, the ledger).
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-CONTROL_MESSAGE = "contains control characters or lone surrogates"
+from privacy.validation import CONTROL_CHARACTERS, CONTROL_MESSAGE, StrictBoolean, no_control_characters
+
+__all__ = ["FastStringList", "StrictBoolean", "StringOrMap", "no_control_characters"]
+
 _VISIBLE_ASCII = bytes(range(0x20, 0x7F))
-
-
-def no_control_characters(value: str) -> None:
-    """Validator for string fields: refuse CONTROL_CHARACTERS."""
-    if CONTROL_CHARACTERS.search(value):
-        raise ValidationError(CONTROL_MESSAGE)
-
-
-class StrictBoolean(fields.Field):
-    """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` is not a consent."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("must be true or false")
-        return value
 
 
 class StringOrMap(fields.Field):

@@ -102,6 +102,13 @@ def _transition(current: str | None, wants: bool, doi: bool, notice_changed: boo
     return None
 
 
+def is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except (ValueError, AttributeError):
+        return False
+
+
 def _age_on(birth: dt.date, today: dt.date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
@@ -146,7 +153,8 @@ class ConsentService:
         log.info("consent recorded subject=%s purposes=%s", body["subject_id"], ",".join(sorted(body["consents"])))
         return 201, body
 
-    def _replay(self, session: Session, idempotency: tuple[str, str], fingerprint: str) -> tuple[int, dict[str, Any]] | None:
+    def _replay(self, session: Session, idempotency: tuple[str, str], fingerprint: str
+                ) -> tuple[int, dict[str, Any]] | None:
         rec = session.get(IdempotencyRecord, idempotency)
         if rec is None:
             return None
@@ -374,7 +382,7 @@ class ConsentService:
                 {"subject_id": conf.subject_id, "purpose": s.purpose, "action": "confirmed", "status": "granted",
                  "notice_version": s.notice_version, "text_hash": self._text_hash_of(session, s),
                  "source": json.dumps(source, sort_keys=True), "recorded_at": now} for s in pending])
-            for state, row in zip(pending, rows):
+            for state, row in zip(pending, rows, strict=True):
                 state.status, state.recorded_at, state.granted_at, state.event_seq = "granted", now, now, row["seq"]
             return {"subject_id": conf.subject_id, "confirmed": [s.purpose for s in pending]}
 
@@ -401,6 +409,8 @@ class ConsentService:
     # --- reading --------------------------------------------------------------------
 
     def _subject(self, subject_id: str) -> Subject:
+        if not is_uuid(subject_id):
+            raise NotFound(f"subject '{subject_id[:64]}' not found")
         subject = self.session.get(Subject, subject_id)
         if subject is None:
             raise NotFound(f"subject '{subject_id}' not found")
@@ -414,6 +424,8 @@ class ConsentService:
                 "consents": {s.purpose: state_view(s, catalogue.purposes.get(s.purpose), now) for s in rows}}
 
     def history(self, subject_id: str) -> dict[str, Any]:
+        if not is_uuid(subject_id):
+            raise NotFound(f"subject '{subject_id[:64]}' not found")
         events = list(self.session.scalars(
             select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)))
         if not events:
@@ -449,7 +461,7 @@ class ConsentService:
                 select(column).join(ConsentState, ConsentState.subject_id == Subject.id)
                 .where(and_(column.in_(chunk), *conditions))))
         allowed, denied = [], []
-        for given, key in zip(inputs, keys):
+        for given, key in zip(inputs, keys, strict=True):
             (allowed if key in allowed_keys else denied).append(given)
         return {"purpose": purpose_code, "allowed": allowed, "denied": denied}
 
@@ -491,7 +503,7 @@ class ConsentService:
                          "notice_version": s.notice_version, "text_hash": None,
                          "source": json.dumps({"channel": "scheduler", "form": "consent-expiry"}),
                          "recorded_at": now} for s in states])
-                    for state, row in zip(states, rows):
+                    for state, row in zip(states, rows, strict=True):
                         state.status, state.recorded_at, state.event_seq = "expired", now, row["seq"]
                 total += len(states)
                 if len(states) < batch_size:

@@ -27,8 +27,8 @@ def current() -> PrivacyContext:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def as_json_time(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

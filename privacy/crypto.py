@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.exceptions import InvalidTag

@@ -23,11 +23,11 @@ class InvalidInput(ServiceError):
     code = "invalid_input"
 
     @classmethod
-    def field(cls, path: str, message: str, code: str | None = None) -> "InvalidInput":
+    def field(cls, path: str, message: str, code: str | None = None) -> InvalidInput:
         return cls(f"{path}: {message}", {path: [message]}, code)
 
     @classmethod
-    def fields(cls, problems: dict[str, list[str]]) -> "InvalidInput":
+    def fields(cls, problems: dict[str, list[str]]) -> InvalidInput:
         first = next(iter(problems))
         return cls(f"{first}: {problems[first][0]}", problems)
 

@@ -24,11 +24,18 @@ class FieldValueError(ValueError):
     """A value that does not fit its field's type; the message names no personal data."""
 
 
+# Format characters that hide or reorder text (bidi overrides, zero-width space, BOM, word
+# joiner). ZWJ and ZWNJ (U+200D, U+200C) stay allowed: Indic and Persian names need them.
+HIDDEN_FORMAT = frozenset("\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff")
+
+
 def _require_str(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldValueError("must be a string")
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in value):
         raise FieldValueError("contains control or unassigned characters")
+    if any(ch in HIDDEN_FORMAT for ch in value):
+        raise FieldValueError("contains invisible direction or zero-width characters")
     return unicodedata.normalize("NFC", value.strip())
 
 
@@ -86,7 +93,7 @@ def normalise_country(value: Any) -> str:
 def make_string_normaliser(max_length: int | None) -> Callable[[Any], str]:
     def normalise_string(value: Any) -> str:
         text = _require_str(value)
-        if not text:
+        if not text or all(unicodedata.category(ch) in ("Cf", "Zs", "Mn") for ch in text):
             raise FieldValueError("must not be empty")
         if max_length is not None and len(text) > max_length:
             raise FieldValueError(f"is longer than {max_length} characters")

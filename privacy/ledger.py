@@ -31,7 +31,7 @@ def canonical(data: dict[str, Any]) -> bytes:
 
 
 def timestamp(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:

@@ -12,13 +12,14 @@ is logged.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
-import threading
 import smtplib
 import ssl
 import tempfile
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -209,10 +210,8 @@ class FileMailer:
                 os.fsync(fh.fileno())
             os.replace(tmp_name, final)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
             raise
         _fsync_directory(self.directory)
         log.info("mail %s written to the mail directory", msg["Message-ID"])

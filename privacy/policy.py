@@ -18,6 +18,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, validate, valid
 from marshmallow import fields as mf
 
 from privacy.fields import COUNTRY_CODES, FIELD_TYPES
+from privacy.validation import StrictBoolean, text
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
 RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")
@@ -49,12 +50,12 @@ class FieldSchema(_Strict):
 
 
 class NoticeSchema(_Strict):
-    version = mf.String(required=True, validate=validate.Length(min=1, max=64))
-    text = mf.String(required=True, validate=validate.Length(min=1, max=100_000))
+    version = text(validate.Length(min=1, max=64), required=True)
+    text = text(validate.Length(min=1, max=100_000), multiline=True, required=True)
 
 
 class RetentionSchema(_Strict):
-    period_days = mf.Integer(required=True, validate=validate.Range(min=0, max=36500))
+    period_days = mf.Integer(strict=True, required=True, validate=validate.Range(min=0, max=36500))
     after = mf.String(required=True, validate=one_of(RETENTION_CLOCKS))
     action = mf.String(required=True, validate=one_of(RETENTION_ACTIONS))
 
@@ -62,16 +63,16 @@ class RetentionSchema(_Strict):
 class PurposeBodySchema(_Strict):
     """A purpose as written in the policy file, without its code (the PUT body)."""
 
-    name = mf.Dict(keys=mf.String(validate=validate.Length(min=2, max=8)),
-                       values=mf.String(validate=validate.Length(min=1, max=200)), required=True)
-    description = mf.String(load_default=None, validate=validate.Length(max=2000))
-    category = mf.String(load_default=None, validate=validate.Length(min=1, max=100))
+    name = mf.Dict(keys=text(validate.Length(min=2, max=8)), values=text(validate.Length(min=1, max=200)),
+                   required=True, validate=validate.Length(min=1))
+    description = text(validate.Length(max=2000), multiline=True, load_default=None)
+    category = text(validate.Length(min=1, max=100), load_default=None)
     legal_basis = mf.String(required=True, validate=one_of(LEGAL_BASES))
-    fields = mf.List(mf.String(), required=True)
-    double_opt_in = mf.Boolean(load_default=False)
-    consent_valid_days = mf.Integer(load_default=None, validate=validate.Range(min=1, max=36500))
-    gpc_opt_out = mf.Boolean(load_default=False)
-    recipients = mf.List(mf.String(validate=validate.Length(min=1, max=200)), load_default=list)
+    fields = mf.List(text(validate.Length(min=1, max=64)), required=True)
+    double_opt_in = StrictBoolean(load_default=False)
+    consent_valid_days = mf.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=36500))
+    gpc_opt_out = StrictBoolean(load_default=False)
+    recipients = mf.List(text(validate.Length(min=1, max=200)), load_default=list)
     notice = mf.Nested(NoticeSchema, load_default=None)
     retention = mf.Nested(RetentionSchema, load_default=None)
 
@@ -152,7 +153,8 @@ class PolicySchema(_Strict):
             for i, item in enumerate(data.get(key, [])):
                 code = item.get("code") or item.get("name")
                 if code in seen:
-                    errors.setdefault(key, {})[i] = {"code" if key != "connectors" else "name": [f"'{code}' is declared twice"]}
+                    label = "name" if key == "connectors" else "code"
+                    errors.setdefault(key, {})[i] = {label: [f"'{code}' is declared twice"]}
                 seen.add(code)
                 for j, name in enumerate(item.get("fields", [])):
                     if name not in catalogue:
@@ -191,7 +193,7 @@ class PurposeDef:
     category: str | None = None
 
     @classmethod
-    def from_data(cls, data: dict[str, Any]) -> "PurposeDef":
+    def from_data(cls, data: dict[str, Any]) -> PurposeDef:
         return cls(
             code=data["code"], name=dict(data["name"]), legal_basis=data["legal_basis"],
             fields=tuple(data["fields"]), double_opt_in=data.get("double_opt_in", False),
@@ -333,7 +335,7 @@ def parse_policy(text: str, source: str = "<memory>") -> Policy:
 def _build(loaded: dict[str, Any], raw: dict[str, Any], source: str) -> Policy:
     catalogue = {name: FieldDef(name=name, **spec) for name, spec in loaded["fields"].items()}
     connectors = []
-    for spec, raw_spec in zip(loaded["connectors"], raw.get("connectors") or []):
+    for spec, raw_spec in zip(loaded["connectors"], raw.get("connectors") or [], strict=True):
         known = {"name", "type", "operations", "retry", "timeout_s"}
         connectors.append(ConnectorDef(
             name=spec["name"], type=spec["type"], operations=tuple(spec["operations"]), retry=dict(spec["retry"]),

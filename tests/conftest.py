@@ -129,9 +129,8 @@ def auth(app: Flask) -> Callable[..., dict[str, str]]:
     """``auth("consent:write")`` gives request headers with a fresh key of those scopes."""
 
     def make(*scopes: str) -> dict[str, str]:
-        with app.app_context():
-            with unit_of_work() as session:
-                _, token = create_key(session, "test-" + "-".join(scopes), list(scopes), "test", utcnow())
+        with app.app_context(), unit_of_work() as session:
+            _, token = create_key(session, "test-" + "-".join(scopes), list(scopes), "test", utcnow())
         return {"Authorization": f"Bearer {token}"}
 
     return make

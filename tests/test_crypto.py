@@ -19,7 +19,8 @@ from tests.conftest import SIGNUP
 
 def _subject_and_fields(app: Flask, sid: str) -> tuple[Subject, dict[str, bytes]]:
     subject = db.session.get(Subject, sid)
-    fields = {f.name: f.ciphertext for f in db.session.scalars(select(SubjectField).where(SubjectField.subject_id == sid))}
+    rows = db.session.scalars(select(SubjectField).where(SubjectField.subject_id == sid))
+    fields = {f.name: f.ciphertext for f in rows}
     return subject, fields
 
 
@@ -50,7 +51,7 @@ def test_shredding_the_data_key_makes_every_field_unreadable(app: Flask, client:
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
     with app.app_context():
         crypto = current().crypto
-        subject, fields = _subject_and_fields(app, sid)
+        subject, _fields = _subject_and_fields(app, sid)
         shred(subject, utcnow())
         db.session.commit()
         subject = db.session.get(Subject, sid)

@@ -79,7 +79,5 @@ def test_removing_the_newest_events_is_caught(app: Flask, client: FlaskClient, w
 def test_the_database_refuses_to_change_ledger_rows(app: Flask, client: FlaskClient, writer: dict[str, str],
                                                     sql: str) -> None:
     _three_signups(client, writer)
-    with app.app_context():
-        with pytest.raises(DBAPIError, match="append-only"):
-            with db.engine.begin() as conn:
-                conn.execute(text(sql))
+    with app.app_context(), pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
+        conn.execute(text(sql))

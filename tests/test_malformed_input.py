@@ -35,7 +35,7 @@ from privacy.apikeys import create_key
 from privacy.context import utcnow
 from privacy.db import db, unit_of_work
 from privacy.models import ConsentEvent
-from tests.conftest import PG_URL, SIGNUP, Database, _config
+from tests.conftest import SIGNUP, Database, _config
 
 J = "application/json"
 MB = 1024 * 1024
@@ -267,15 +267,12 @@ def consent_cases() -> Iterator[Case]:
                names=("subject.first_name",))
     yield case("first_name-rtl-script-accepted-arabic-name", person(email="rtl@example.se", first_name="آنا"),
                status=(201,), stores=True)
-    cf_reason = ("privacy/fields.py _require_str rejects Cc/Cs/Co/Cn but not Cf format characters: "
-                 "bidi overrides (U+202A-202E, U+2066-2069) and zero-width spaces (U+200B, U+FEFF) in a name "
-                 "are stored (201); reject them (keep ZWJ/ZWNJ, which some scripts need)")
     yield case("first_name-rtl-override-U+202E", person(email="rlo@example.se", first_name="Anna\u202eevil"),
-               names=("subject.first_name",), xfail=cf_reason)
+               names=("subject.first_name",))
     yield case("first_name-zero-width-space", person(email="zw@example.se", first_name="An\u200bna"),
-               names=("subject.first_name",), xfail=cf_reason)
+               names=("subject.first_name",))
     yield case("last_name-only-invisible-chars", person(email="inv@example.se", last_name="\u200b\ufeff"),
-               names=("subject.last_name",), xfail=cf_reason)
+               names=("subject.last_name",))
     yield case("phone-letters", person(phone="call me"), names=("subject.phone",))
     yield case("postal_code-17-chars", person(postal_code="1" * 17), names=("subject.postal_code",))
     # headers
@@ -370,35 +367,23 @@ def purpose_cases() -> Iterator[Case]:
                names=("retention.period_days",))
     yield case("recipients-string", body(PURPOSE, recipients="everyone"), names=("recipients",))
     yield case("description-2001-chars", body(PURPOSE, description="d" * 2001), names=("description",))
-    strict_types = ("privacy/policy.py PurposeBodySchema uses marshmallow's lenient Boolean/Integer, which take "
-                    "'yes', 1, '30' and 1.5 (stored as 1): the purpose is stored (200); use strict fields as api/schema_fields.py "
-                    "StrictBoolean / Integer(strict=True)")
-    yield case("double_opt_in-string-yes", body(PURPOSE, double_opt_in="yes"), names=("double_opt_in",),
-               xfail=strict_types)
-    yield case("gpc_opt_out-int-1", body(PURPOSE, gpc_opt_out=1), names=("gpc_opt_out",), xfail=strict_types)
-    yield case("consent_valid_days-string", body(PURPOSE, consent_valid_days="30"), names=("consent_valid_days",),
-               xfail=strict_types)
-    yield case("consent_valid_days-fraction", body(PURPOSE, consent_valid_days=1.5), names=("consent_valid_days",),
-               xfail=strict_types)
-    control = ("privacy/policy.py PurposeBodySchema strings accept NUL/control characters and lone surrogates: "
-               "stored (200) on SQLite; a NUL in notice.text is a 500 on PostgreSQL (DataError), a lone surrogate "
-               "in notice text/version a 500 everywhere (UnicodeEncodeError hashing the notice); reject "
-               "Cc/Cs characters in every string of the body (name keys and values, description, category, "
-               "recipients, notice version and text)")
-    yield case("name-value-NUL", body(PURPOSE, name={"en": "Te\x00st"}), names=("name.en",), xfail=control)
+    yield case("double_opt_in-string-yes", body(PURPOSE, double_opt_in="yes"), names=("double_opt_in",))
+    yield case("gpc_opt_out-int-1", body(PURPOSE, gpc_opt_out=1), names=("gpc_opt_out",))
+    yield case("consent_valid_days-string", body(PURPOSE, consent_valid_days="30"), names=("consent_valid_days",))
+    yield case("consent_valid_days-fraction", body(PURPOSE, consent_valid_days=1.5), names=("consent_valid_days",))
+    yield case("name-value-NUL", body(PURPOSE, name={"en": "Te\x00st"}), names=("name.en",))
     yield case("name-value-lone-surrogate", raw=with_surrogate(body(PURPOSE, name={"en": SURROGATE})),
-               names=("name.en",), xfail=control)
-    yield case("description-escape-char", body(PURPOSE, description="\x1b[2J"), names=("description",),
-               xfail=control)
-    yield case("recipients-item-NUL", body(PURPOSE, recipients=["Acme\x00"]), names=("recipients",), xfail=control)
+               names=("name.en",))
+    yield case("description-escape-char", body(PURPOSE, description="\x1b[2J"), names=("description",))
+    yield case("recipients-item-NUL", body(PURPOSE, recipients=["Acme\x00"]), names=("recipients",))
     yield case("notice-text-NUL", body(PURPOSE, notice={"version": "1", "text": "We\x00test"}),
-               names=("notice.text",), xfail=control)
+               names=("notice.text",))
     yield case("notice-text-lone-surrogate", raw=with_surrogate(body(PURPOSE, notice={"version": "1",
                                                                                       "text": SURROGATE})),
-               names=("notice.text",), xfail=control)
+               names=("notice.text",))
     yield case("notice-version-lone-surrogate", raw=with_surrogate(body(PURPOSE, notice={"version": SURROGATE,
                                                                                          "text": "t"})),
-               names=("notice.version",), xfail=control)
+               names=("notice.version",))
     # the code in the path
     for label, code in [("uppercase-and-dash", "Bad-Code"), ("10000-chars", LONG_SEGMENT), ("NUL", "a%00b"),
                         ("non-ascii", "%C3%A5ngest"), ("invalid-utf8", "%FF"), ("space", "a%20b"),
@@ -435,12 +420,10 @@ SUBJECT_IDS = [("not-a-uuid", "anna"), ("10000-chars", LONG_SEGMENT), ("invalid-
 
 
 def subject_path_cases() -> Iterator[Case]:
-    nul_pg = ("privacy/consent.py states()/history() pass the path id to PostgreSQL unchecked: a NUL byte "
-              "raises psycopg DataError -> 500; check the id's shape (UUID) before querying and answer 404")
     for route, suffix in [("subject-consents", "/consents"), ("subject-history", "/consents/history")]:
         for label, sid in SUBJECT_IDS:
             yield Case(route, f"id-{label}", "GET", f"/v1/subjects/{sid}{suffix}", "reader", status=(404, 422),
-                       xfail=nul_pg if label == "NUL" else None, xfail_if=bool(PG_URL))
+                       )
 
 
 def link_cases() -> Iterator[Case]:
@@ -487,14 +470,11 @@ def link_cases() -> Iterator[Case]:
                withdraw + good + "&utm_source=mail&utm_medium=email", None, status=(200,), html=True)
     yield Case("withdraw-post", "wrong-token-browser-gets-html-page", "POST", withdraw + good, None,
                headers={"Accept": "text/html"}, status=(404,), html=True)
-    json_errors = ("api/consents/routes.py Withdraw.post catches ServiceError and always renders the HTML page, "
-                   "even for Accept: application/json (Confirm.post re-raises for JSON clients): a JSON client "
-                   "gets a text/html 404 instead of the error body")
     yield Case("withdraw-post", "wrong-token-json-client", "POST", withdraw + good, None, headers=accept,
-               status=(404,), names=("token",), xfail=json_errors)
+               status=(404,), names=("token",))
     yield Case("withdraw-post", "wrong-subject-for-token-json-client", "POST",
                withdraw + good.replace("{sid}", "00000000-0000-4000-8000-000000000000"), None, headers=accept,
-               status=(404,), names=("token",), xfail=json_errors)
+               status=(404,), names=("token",))
 
 
 def other_cases() -> Iterator[Case]:

@@ -9,10 +9,9 @@ from privacy.db import db
 
 
 def test_models_and_migrations_agree(app: Flask) -> None:
-    with app.app_context():
-        with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, db.metadata)
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, db.metadata)
     assert diff == []
 
 
@@ -22,6 +21,5 @@ def test_the_database_is_at_the_newest_revision(app: Flask) -> None:
 
     migrate: Migrate = app.extensions["migrate"]
     heads = ScriptDirectory(migrate.directory).get_heads()
-    with app.app_context():
-        with db.engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_heads() == tuple(heads)
+    with app.app_context(), db.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == tuple(heads)

@@ -53,7 +53,7 @@ def test_receipt_signature_verifies_with_the_published_key(client: FlaskClient, 
 def test_a_tampered_receipt_fails_verification(client: FlaskClient, writer: dict[str, str]) -> None:
     receipt = _receipt(client, writer)
     key = client.get("/v1/receipts/keys").json["keys"][0]
-    header, payload, signature = receipt["signature"].split(".")
+    header, _payload, signature = receipt["signature"].split(".")
     forged = dict(receipt)
     forged.pop("signature")
     forged["piiPrincipalId"] = "someone-else"

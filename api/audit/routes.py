@@ -44,10 +44,10 @@ class AuditLogSchema(Schema):
 
 @blp.route("/log")
 class Log(MethodView):
+    @requires("admin")
     @blp.doc(**BEARER)
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, AuditLogSchema)
-    @requires("admin")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Audit entries after sequence number ``after`` (page with the last ``seq``)."""
         return {"entries": audit_entries(db.session, args["after"], args["limit"])}
@@ -55,9 +55,9 @@ class Log(MethodView):
 
 @blp.route("/verify")
 class Verify(MethodView):
+    @requires("admin")
     @blp.doc(**BEARER)
     @blp.response(200, VerifySchema)
-    @requires("admin")
     def get(self) -> dict[str, Any]:
         """Walk both chains; ``ok`` false with the first broken entry when tampered with."""
         reports = verify_all(db.session)

@@ -36,9 +36,9 @@ class Consents(MethodView):
          "description": "a retry with the same key and body gets the first answer again"},
         {"in": "header", "name": "Sec-GPC", "schema": {"type": "string", "enum": ["1"]},
          "description": "Global Privacy Control: declines purposes marked gpc_opt_out"}])
+    @requires("consent:write")
     @blp.arguments(ConsentRequestSchema)
     @blp.response(201, ConsentRecordedSchema)
-    @requires("consent:write")
     def post(self, args: dict[str, Any]) -> Response:
         """Record a sign-up or preference change (``false`` for a granted purpose withdraws it)."""
         key = request.headers.get("Idempotency-Key")
@@ -56,10 +56,10 @@ class Consents(MethodView):
 
 @blp.route("/check")
 class Check(MethodView):
+    @requires("consent:read")
     @blp.doc(**BEARER)
     @blp.arguments(CheckRequestSchema)
     @blp.response(200, CheckResultSchema)
-    @requires("consent:read")
     def post(self, args: dict[str, Any]) -> Response:
         """Who may be contacted for a purpose: up to 100,000 e-mails or subject ids at once."""
         body = consent_service().check(args["purpose"], now(), emails=args.get("emails"),
@@ -111,6 +111,8 @@ class Withdraw(MethodView):
         try:
             result = consent_service().withdraw_by_link(args["subject"], args["purpose"], args["token"], now())
         except ServiceError as exc:
+            if request.accept_mimetypes.best == "application/json":
+                raise
             return _page("Link not valid", exc.message, status=exc.status)
         if request.accept_mimetypes.best == "application/json":
             return json_response(result)

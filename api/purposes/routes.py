@@ -21,9 +21,9 @@ blp = Blueprint("purposes", __name__, url_prefix="/v1/purposes", description="Pu
 
 @blp.route("")
 class Purposes(MethodView):
+    @requires(None)
     @blp.doc(**BEARER)
     @blp.response(200, PurposeListSchema)
-    @requires(None)
     def get(self) -> dict[str, Any]:
         """The declared purposes with their current notice version."""
         return {"purposes": list_purposes(db.session)}
@@ -31,9 +31,9 @@ class Purposes(MethodView):
 
 @blp.route("/<code>")
 class PurposeItem(MethodView):
+    @requires("admin")
     @blp.doc(**BEARER, requestBody={"content": {"application/json": {"schema": PurposeBodySchema}}})
     @blp.response(200, PurposeOutSchema)
-    @requires("admin")
     def put(self, code: str) -> dict[str, Any]:
         """Create or replace a purpose; a changed notice text makes a new notice version."""
         if not CODE.regex.match(code):

@@ -15,10 +15,10 @@ blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="Da
 
 @blp.route("")
 class Subjects(MethodView):
+    @requires("requests:manage")
     @blp.doc(**BEARER)
     @blp.arguments(SubjectQuerySchema, location="query")
     @blp.response(200, SubjectSchema)
-    @requires("requests:manage")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Find a subject by e-mail (exact, case-insensitive); the lookup is audited."""
         return consent_service().find_by_email(args["email"], current_principal().actor, now())
@@ -26,9 +26,9 @@ class Subjects(MethodView):
 
 @blp.route("/<subject_id>/consents")
 class SubjectConsents(MethodView):
+    @requires("consent:read")
     @blp.doc(**BEARER)
     @blp.response(200, SubjectConsentsSchema)
-    @requires("consent:read")
     def get(self, subject_id: str) -> dict[str, Any]:
         """The current state of every purpose for a subject."""
         return consent_service().states(subject_id, now())
@@ -36,9 +36,9 @@ class SubjectConsents(MethodView):
 
 @blp.route("/<subject_id>/consents/history")
 class SubjectHistory(MethodView):
+    @requires("consent:read")
     @blp.doc(**BEARER)
     @blp.response(200, HistorySchema)
-    @requires("consent:read")
     def get(self, subject_id: str) -> dict[str, Any]:
         """Every ledger event of a subject, oldest first."""
         return consent_service().history(subject_id)
