@@ -121,7 +121,7 @@ def bootstrap(app: Flask) -> bool:
         return False
     ctx: PrivacyContext = app.extensions["privacy"]
     now = utcnow()
-    ctx.crypto.bootstrap(db.session, now)
-    sync_from_policy(db.session, ctx.policy, now)
+    ctx.crypto.bootstrap(db.session(), now)
+    sync_from_policy(db.session(), ctx.policy, now)
     db.session.remove()
     return True

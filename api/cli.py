@@ -56,7 +56,7 @@ def keys_create(name: str, scopes: str) -> None:
 @with_appcontext
 def keys_list() -> None:
     """List keys (never the tokens)."""
-    for key in list_keys(db.session):
+    for key in list_keys(db.session()):
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         click.echo(f"{key.id}  {key.prefix}…  {key.name:<24} {key.scopes:<40} {state}")
 
@@ -91,7 +91,7 @@ def keys_rotate_master(new_key_env: str, batch_size: int) -> None:
     now = utcnow()
     try:
         with click.progressbar(length=0, label="re-wrapping data keys", file=sys.stderr) as bar:
-            moved = rotate_master(db.session, old, new, now, batch_size, progress=bar.update)
+            moved = rotate_master(db.session(), old, new, now, batch_size, progress=bar.update)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     with unit_of_work() as session:
@@ -117,7 +117,7 @@ def audit() -> None:
 @with_appcontext
 def audit_verify() -> None:
     """Check the hash chains of the consent ledger and the audit log (exit 1 when broken)."""
-    reports = verify_all(db.session)
+    reports = verify_all(db.session())
     broken = next((r for r in reports if not r.ok), None)
     if broken is None:
         click.echo("ok (" + ", ".join(f"{r.chain}: {r.entries} entries" for r in reports) + ")")

@@ -21,7 +21,7 @@ DEMO_KEYS = {"demo-signup": ["consent:write"], "demo-marketing": ["consent:read"
 def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str]]:
     """Record ``members`` sign-ups (idempotent by e-mail) and issue fresh demo API keys."""
     rng = random.Random(seed)
-    service = ConsentService(db.session, current())
+    service = ConsentService(db.session(), current())
     for n in range(members):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         born = f"{rng.randint(1950, 2005)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"

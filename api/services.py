@@ -9,7 +9,7 @@ from privacy.db import db
 
 
 def consent_service() -> ConsentService:
-    return ConsentService(db.session, current())
+    return ConsentService(db.session(), current())
 
 
 def now() -> dt.datetime:

@@ -275,7 +275,8 @@ class ConsentService:
                 events.append({"subject_id": subject_id, "purpose": code, "action": step[0], "status": step[1],
                                "notice_version": version, "text_hash": digest, "source": source,
                                "recorded_at": now})
-        new_states, changed_states = [], []
+        new_states: list[dict[str, Any]] = []
+        changed_states: list[dict[str, Any]] = []
         for row in append_consent_events(session, events):
             code = row["purpose"]
             before = states.get(code)
@@ -446,7 +447,7 @@ class ConsentService:
         if emails is not None:
             index = self.ctx.crypto.blind_indexer()
             keys: list[Any] = [index(e) for e in emails]
-            column = Subject.email_index
+            column: Any = Subject.email_index
         else:
             keys, column = list(inputs), Subject.id
         conditions = [ConsentState.purpose == purpose_code, ConsentState.status == "granted",
@@ -460,7 +461,8 @@ class ConsentService:
             allowed_keys.update(self.session.scalars(
                 select(column).join(ConsentState, ConsentState.subject_id == Subject.id)
                 .where(and_(column.in_(chunk), *conditions))))
-        allowed, denied = [], []
+        allowed: list[str] = []
+        denied: list[str] = []
         for given, key in zip(inputs, keys, strict=True):
             (allowed if key in allowed_keys else denied).append(given)
         return {"purpose": purpose_code, "allowed": allowed, "denied": denied}

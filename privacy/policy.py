@@ -30,7 +30,8 @@ POSTAL_ADDRESS_KEYS = ("streetAddress", "postalCode", "addressLocality", "addres
 CATEGORIES = ("contact", "identity", "location", "demographic", "behaviour", "financial", "preference", "other")
 DEFAULT_AGE_OF_CONSENT = {"SE": 13, "DK": 13, "FI": 13, "NO": 13, "DE": 16, "NL": 16, "IE": 16}
 DEFAULT_POLICY_FILE = Path(__file__).parent / "policies" / "example.yaml"
-CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="must be lower_snake_case, 1-64 characters")
+CODE_PATTERN = r"[a-z][a-z0-9_]{0,63}"
+CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-64 characters")
 
 
 def one_of(choices: tuple[str, ...]) -> validate.OneOf:
@@ -68,7 +69,7 @@ class PurposeBodySchema(_Strict):
     description = text(validate.Length(max=2000), multiline=True, load_default=None)
     category = text(validate.Length(min=1, max=100), load_default=None)
     legal_basis = mf.String(required=True, validate=one_of(LEGAL_BASES))
-    fields = mf.List(text(validate.Length(min=1, max=64)), required=True)
+    fields = mf.List(text(validate.Length(min=1, max=64)), required=True)  # type: ignore[assignment]
     double_opt_in = StrictBoolean(load_default=False)
     consent_valid_days = mf.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=36500))
     gpc_opt_out = StrictBoolean(load_default=False)
@@ -91,7 +92,7 @@ class PurposeSchema(PurposeBodySchema):
 class LegalHoldSchema(_Strict):
     code = mf.String(required=True, validate=CODE)
     description = mf.String(required=True)
-    fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))
+    fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))  # type: ignore[assignment]
     period_days = mf.Integer(required=True, validate=validate.Range(min=1, max=36500))
 
 
@@ -138,7 +139,7 @@ class PolicySchema(_Strict):
                                                                        "email": "", "phone": "", "address": {},
                                                                        "url": None, "privacy_policy_url": "",
                                                                        "jurisdiction": "SE"})
-    fields = mf.Dict(keys=mf.String(validate=CODE), values=mf.Nested(FieldSchema), required=True)
+    fields = mf.Dict(keys=mf.String(validate=CODE), values=mf.Nested(FieldSchema), required=True)  # type: ignore[assignment]
     purposes = mf.List(mf.Nested(PurposeSchema), required=True, validate=validate.Length(min=1))
     legal_holds = mf.List(mf.Nested(LegalHoldSchema), load_default=list)
     connectors = mf.List(mf.Nested(ConnectorSchema), load_default=list)

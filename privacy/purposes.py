@@ -49,7 +49,7 @@ def load_catalogue(session: Session) -> Catalogue:
     """The purposes in force. Parsed once per change: a cheap stamp query says if it changed."""
     stamp = tuple((code, at) for code, at in session.execute(
         select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)))
-    key = (str(session.get_bind().url), stamp)
+    key = (str(session.get_bind().engine.url), stamp)
     cached = _cache.get(key)
     if cached is None:
         cached = _read_catalogue(session)

@@ -18,7 +18,7 @@ IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
 def expire_consents(now: dt.datetime) -> int:
     """Append an ``expired`` ledger event for every consent past its purpose's validity."""
-    count = ConsentService(db.session, current()).expire(now)
+    count = ConsentService(db.session(), current()).expire(now)
     log.info("consent expiry: %d consents expired", count)
     return count
 

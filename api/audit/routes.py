@@ -50,7 +50,7 @@ class Log(MethodView):
     @blp.response(200, AuditLogSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Audit entries after sequence number ``after`` (page with the last ``seq``)."""
-        return {"entries": audit_entries(db.session, args["after"], args["limit"])}
+        return {"entries": audit_entries(db.session(), args["after"], args["limit"])}
 
 
 @blp.route("/verify")
@@ -60,7 +60,7 @@ class Verify(MethodView):
     @blp.response(200, VerifySchema)
     def get(self) -> dict[str, Any]:
         """Walk both chains; ``ok`` false with the first broken entry when tampered with."""
-        reports = verify_all(db.session)
+        reports = verify_all(db.session())
         body: dict[str, Any] = {"ok": all(r.ok for r in reports), "chains": [r.as_dict() for r in reports]}
         broken = next((r for r in reports if not r.ok), None)
         if broken is not None:

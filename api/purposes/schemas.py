@@ -12,7 +12,7 @@ class PurposeOutSchema(Schema):
     description = mf.String(allow_none=True)
     category = mf.String(allow_none=True)
     legal_basis = mf.String()
-    fields = mf.List(mf.String())
+    fields = mf.List(mf.String())  # type: ignore[assignment]
     double_opt_in = mf.Boolean()
     consent_valid_days = mf.Integer(allow_none=True)
     gpc_opt_out = mf.Boolean()

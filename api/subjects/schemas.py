@@ -15,7 +15,7 @@ class SubjectQuerySchema(Schema):
 
 class SubjectSchema(Schema):
     id = mf.String()
-    fields = mf.Dict(keys=mf.String(), values=mf.String(), metadata={"description": "decrypted"})
+    fields = mf.Dict(keys=mf.String(), values=mf.String(), metadata={"description": "decrypted"})  # type: ignore[assignment]
     created_at = mf.String()
     restricted = mf.Boolean()
 
