@@ -9,20 +9,10 @@ from flask import g, request
 
 from privacy.apikeys import Principal, authenticate
 from privacy.db import db
-from privacy.errors import ServiceError
+from privacy.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: dict[str, Any] = {"security": [{"bearerAuth": []}]}
-
-
-class Unauthorized(ServiceError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(ServiceError):
-    status = 403
-    code = "forbidden"
 
 
 def current_principal() -> Principal:

@@ -32,6 +32,16 @@ class InvalidInput(ServiceError):
         return cls(f"{first}: {problems[first][0]}", problems)
 
 
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ServiceError):
     status = 404
     code = "not_found"

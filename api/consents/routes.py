@@ -1,6 +1,7 @@
 """Consent routes: record, check, and the mailed confirm / withdraw links."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, json, render_template, request
@@ -72,6 +73,18 @@ def _page(title: str, message: str, status: int = 200, action: str | None = None
     return Response(html, status=status, mimetype="text/html")
 
 
+def _link_result(action: Callable[[], dict[str, Any]], title: str, message: str) -> Response:
+    """Run a mailed link's action; a browser gets a page, a JSON client the JSON body or error."""
+    wants_json = request.accept_mimetypes.best == "application/json"
+    try:
+        result = action()
+    except ServiceError as exc:
+        if wants_json:
+            raise
+        return _page("Link not valid", exc.message, status=exc.status)
+    return json_response(result) if wants_json else _page(title, message)
+
+
 @blp.route("/confirm/<token>")
 class Confirm(MethodView):
     @blp.response(200, content_type="text/html", description="a page with a button; confirms nothing by itself")
@@ -84,15 +97,9 @@ class Confirm(MethodView):
     @blp.alt_response(200, content_type="text/html", description="the page, for a browser")
     def post(self, token: str) -> Response:
         """Confirm a double opt-in: the pending purposes become granted."""
-        try:
-            result = consent_service().confirm(token, now(), {"channel": "email", "form": "double-opt-in"})
-        except ServiceError as exc:
-            if request.accept_mimetypes.best == "application/json":
-                raise
-            return _page("Link not valid", exc.message, status=exc.status)
-        if request.accept_mimetypes.best == "application/json":
-            return json_response(result)
-        return _page("Thank you", "Your subscription is confirmed.")
+        source = {"channel": "email", "form": "double-opt-in"}
+        return _link_result(lambda: consent_service().confirm(token, now(), source), "Thank you",
+                            "Your subscription is confirmed.")
 
 
 @blp.route("/withdraw")
@@ -108,12 +115,6 @@ class Withdraw(MethodView):
     @blp.response(200, content_type="text/html", description="withdrawn (also RFC 8058 one-click POST)")
     def post(self, args: dict[str, Any]) -> Response:
         """Withdraw in one click (RFC 8058 ``List-Unsubscribe=One-Click`` posts here too)."""
-        try:
-            result = consent_service().withdraw_by_link(args["subject"], args["purpose"], args["token"], now())
-        except ServiceError as exc:
-            if request.accept_mimetypes.best == "application/json":
-                raise
-            return _page("Link not valid", exc.message, status=exc.status)
-        if request.accept_mimetypes.best == "application/json":
-            return json_response(result)
-        return _page("Withdrawn", "You will not be contacted for this any more.")
+        return _link_result(lambda: consent_service().withdraw_by_link(
+            args["subject"], args["purpose"], args["token"], now()), "Withdrawn",
+            "You will not be contacted for this any more.")
