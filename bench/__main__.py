@@ -128,9 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="how many of them are recorded first (default half; quick 5000)",
     )
-    parser.add_argument(
-        "--bulk-runs", type=int, default=5, help="timed bulk calls (median)"
-    )
+    parser.add_argument("--bulk-runs", type=int, default=5, help="timed bulk calls (median)")
     parser.add_argument(
         "--bulk-purpose",
         default="loyalty_club",
@@ -163,15 +161,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.threads <= 0:
         args.threads = min(os.cpu_count() or 1, args.connections)
     if args.bulk_known is None:
-        args.bulk_known = (
-            min(5_000, args.bulk_size // 2) if args.quick else args.bulk_size // 2
-        )
+        args.bulk_known = min(5_000, args.bulk_size // 2) if args.quick else args.bulk_size // 2
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
     if unknown:
-        parser.error(
-            f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
-        )
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     args.only = [name for name in SCENARIOS if name in only]
     if min(args.duration, args.rounds, args.connections, args.bulk_runs) < 1:
         parser.error("--duration, --rounds, --connections and --bulk-runs must be >= 1")
@@ -255,9 +249,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def print_comparison(comp: Comparison) -> None:
     """The table of one load scenario."""
     print(f"\n== {comp.name}: {comp.what}")
-    print(
-        f"  {'':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
-    )
+    print(f"  {'':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}")
     for label, res in (("service", comp.service), ("baseline", comp.baseline)):
         print(
             f"  {label:<10}{_fmt(res.rps, 1):>10}{_fmt(res.p50_ms):>10}{_fmt(res.p99_ms):>10}"
@@ -268,14 +260,9 @@ def print_comparison(comp: Comparison) -> None:
             ("service", comp.service_rounds),
             ("baseline", comp.baseline_rounds),
         ):
-            print(
-                f"  {label} req/s by round: {', '.join(f'{r.rps:,.1f}' for r in rounds)}"
-            )
+            print(f"  {label} req/s by round: {', '.join(f'{r.rps:,.1f}' for r in rounds)}")
     verdict = "PASS" if comp.passed else "FAIL"
-    print(
-        f"  ratio service/baseline req/s: {comp.ratio:.2f} "
-        f"(target >= {comp.target:.2f})  {verdict}"
-    )
+    print(f"  ratio service/baseline req/s: {comp.ratio:.2f} (target >= {comp.target:.2f})  {verdict}")
 
 
 @dataclass
@@ -293,32 +280,24 @@ class Bench:
     service_errors: list[str] = field(default_factory=list)
     bench_errors: list[str] = field(default_factory=list)
 
-    def _run(
-        self, spec: LoadSpec, seconds: int, side: str, scenario: str
-    ) -> LoadResult:
+    def _run(self, spec: LoadSpec, seconds: int, side: str, scenario: str) -> LoadResult:
         """One load run; its errors are recorded against ``side``."""
         args = self.args
         result = run_load(spec, seconds, args.connections, args.threads, wrk=self.wrk)
         self._note_errors(result, side, scenario)
         return result
 
-    def compare(
-        self, comp: Comparison, baseline: LoadSpec, service: LoadSpec
-    ) -> Comparison:
+    def compare(self, comp: Comparison, baseline: LoadSpec, service: LoadSpec) -> Comparison:
         """Warm both sides up, then measure them in ``--rounds`` alternating rounds."""
         sides = {"baseline": baseline, "service": service}
         if self.args.warmup:
             for side, spec in sides.items():
                 self._run(spec, self.args.warmup, side, f"{comp.name} (warm-up)")
         for number in range(self.args.rounds):
-            order = (
-                ("baseline", "service") if number % 2 == 0 else ("service", "baseline")
-            )
+            order = ("baseline", "service") if number % 2 == 0 else ("service", "baseline")
             for side in order:
                 result = self._run(sides[side], self.args.duration, side, comp.name)
-                rounds = (
-                    comp.service_rounds if side == "service" else comp.baseline_rounds
-                )
+                rounds = comp.service_rounds if side == "service" else comp.baseline_rounds
                 rounds.append(result)
         print_comparison(comp)
         self.results[comp.name] = comp.to_json()
@@ -334,9 +313,7 @@ class Bench:
             + f" out of {result.requests} requests ({result.url})"
         )
         print(f"\n!!! ERROR: {message}", flush=True)
-        (self.service_errors if side == "service" else self.bench_errors).append(
-            message
-        )
+        (self.service_errors if side == "service" else self.bench_errors).append(message)
 
     def service_client(self) -> bulk.HttpClient:
         """A JSON client for the service, authenticated with the bench key."""
@@ -353,8 +330,7 @@ class Bench:
 
         comp = Comparison(
             "signup",
-            "POST /v1/consents (3 purposes, 4 fields, distinct e-mails) vs POST /write "
-            "(one INSERT + COMMIT)",
+            "POST /v1/consents (3 purposes, 4 fields, distinct e-mails) vs POST /write (one INSERT + COMMIT)",
             SIGNUP_TARGET,
         )
         self.compare(
@@ -379,28 +355,19 @@ class Bench:
     def run_check(self) -> None:
         """Scenario 2: a single consent check against one indexed SELECT."""
         email = f"check-{self.run_id}@example.se"
-        status, answer = self.service_client().post(
-            "/v1/consents", bulk.signup_body(email)
-        )
+        status, answer = self.service_client().post("/v1/consents", bulk.signup_body(email))
         if status != 201:
-            self.service_errors.append(
-                f"check: recording {email} answered HTTP {status}: {answer[:300]!r}"
-            )
+            self.service_errors.append(f"check: recording {email} answered HTTP {status}: {answer[:300]!r}")
             print(f"\n!!! ERROR: {self.service_errors[-1]}")
             return
-        status, answer = bulk.HttpClient(self.baseline.base_url).post(
-            "/write", bulk.signup_body(email)
-        )
+        status, answer = bulk.HttpClient(self.baseline.base_url).post("/write", bulk.signup_body(email))
         if status != 201:
-            raise ServerError(
-                f"baseline /write answered HTTP {status}: {answer[:300]!r}"
-            )
+            raise ServerError(f"baseline /write answered HTTP {status}: {answer[:300]!r}")
         purpose = "marketing_email"
         check_body = json.dumps({"purpose": purpose, "emails": [email]}).encode()
         comp = Comparison(
             "check",
-            f"POST /v1/consents/check (1 known e-mail, {purpose}) vs GET /read/<key> "
-            "(one indexed SELECT)",
+            f"POST /v1/consents/check (1 known e-mail, {purpose}) vs GET /read/<key> (one indexed SELECT)",
             CHECK_TARGET,
         )
         self.compare(
@@ -420,10 +387,7 @@ class Bench:
         """Scenario 3: one check of many e-mails against a plain SQL IN query."""
         args = self.args
         known = [f"seed-{self.run_id}-{i}@example.se" for i in range(args.bulk_known)]
-        unknown = [
-            f"unknown-{self.run_id}-{i}@example.se"
-            for i in range(args.bulk_size - args.bulk_known)
-        ]
+        unknown = [f"unknown-{self.run_id}-{i}@example.se" for i in range(args.bulk_size - args.bulk_known)]
         emails = known + unknown
         print(
             f"\n== bulk: POST /v1/consents/check with {len(emails):,} e-mails "
@@ -436,23 +400,17 @@ class Bench:
         )
         client = self.service_client()
         seed = bulk.seed_subjects(client, known, args.seed_threads)
-        print(
-            f"  seeding took {seed.seconds:.1f} s ({seed.rate:,.0f} sign-ups/s), "
-            f"{seed.failures} failed"
-        )
+        print(f"  seeding took {seed.seconds:.1f} s ({seed.rate:,.0f} sign-ups/s), {seed.failures} failed")
         if seed.failures:
             self.service_errors.append(
-                f"bulk seeding: {seed.failures} of {seed.count} sign-ups failed, first: "
-                f"{seed.first_failure}"
+                f"bulk seeding: {seed.failures} of {seed.count} sign-ups failed, first: {seed.first_failure}"
             )
             print(f"\n!!! ERROR: {self.service_errors[-1]}")
             return
 
         indexes, db_path = bulk.blind_indexes(self.service_env, emails)
         try:
-            service_runs = bulk.time_service_check(
-                client, args.bulk_purpose, emails, args.bulk_runs
-            )
+            service_runs = bulk.time_service_check(client, args.bulk_purpose, emails, args.bulk_runs)
         except (RuntimeError, OSError) as exc:
             self.service_errors.append(f"bulk check: {exc}")
             print(f"\n!!! ERROR: {self.service_errors[-1]}")
@@ -463,10 +421,7 @@ class Bench:
         baseline_s = bulk.median_seconds(baseline_runs)
         ratio = service_s / baseline_s if baseline_s else float("inf")
         passed = service_s < BULK_TARGET_S
-        print(
-            f"  {'':<20}{'median s':>10}{'min s':>10}{'max s':>10}{'allowed':>10}"
-            f"{'found':>10}"
-        )
+        print(f"  {'':<20}{'median s':>10}{'min s':>10}{'max s':>10}{'allowed':>10}{'found':>10}")
         for label, runs in (
             ("service", service_runs),
             ("baseline (SQL IN)", baseline_runs),
@@ -475,23 +430,13 @@ class Bench:
             print(
                 f"  {label:<20}{bulk.median_seconds(runs):>10.3f}{min(secs):>10.3f}"
                 f"{max(secs):>10.3f}"
-                + (
-                    f"{runs[0].allowed:>10,}{'':>10}"
-                    if label == "service"
-                    else f"{'':>10}{runs[0].allowed:>10,}"
-                )
+                + (f"{runs[0].allowed:>10,}{'':>10}" if label == "service" else f"{'':>10}{runs[0].allowed:>10,}")
             )
         print(f"  ratio service/baseline time: {ratio:,.1f}x (for context)")
-        print(
-            f"  target: service median < {BULK_TARGET_S:.1f} s  "
-            f"{'PASS' if passed else 'FAIL'}"
-        )
+        print(f"  target: service median < {BULK_TARGET_S:.1f} s  {'PASS' if passed else 'FAIL'}")
         notes = []
         if baseline_runs[0].allowed != len(known):
-            notes.append(
-                f"the SQL baseline found {baseline_runs[0].allowed:,} of "
-                f"{len(known):,} known blind indexes"
-            )
+            notes.append(f"the SQL baseline found {baseline_runs[0].allowed:,} of {len(known):,} known blind indexes")
         if service_runs[0].allowed != len(known):
             notes.append(
                 f"the service allowed {service_runs[0].allowed:,} of {len(known):,} "
@@ -548,8 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "competes with the bench, so figures (less so ratios) are noisy"
         )
     print(
-        f"servers: gunicorn -w {WORKERS} --timeout {GUNICORN_TIMEOUT_S}, 127.0.0.1, "
-        "SQLite in a fresh temporary folder"
+        f"servers: gunicorn -w {WORKERS} --timeout {GUNICORN_TIMEOUT_S}, 127.0.0.1, SQLite in a fresh temporary folder"
     )
     if wrk:
         print(
@@ -603,26 +547,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     tmp / "baseline.log",
                 )
             )
-            service = stack.enter_context(
-                GunicornServer("service", "wsgi:app", env, tmp / "service.log")
-            )
+            service = stack.enter_context(GunicornServer("service", "wsgi:app", env, tmp / "service.log"))
             print(
                 f"service {service.base_url}, baseline {baseline.base_url}, tmp {tmp}",
                 flush=True,
             )
-            bench = Bench(
-                args, wrk, service, baseline, env, api_key, results=report["scenarios"]
-            )
+            bench = Bench(args, wrk, service, baseline, env, api_key, results=report["scenarios"])
             for name in args.only:
                 getattr(bench, f"run_{name}")()
                 for server in (service, baseline):
                     if not server.alive():
-                        raise ServerError(
-                            f"{server.name} died\n{tail(server.log_path)}"
-                        )
-    except ServerError as exc:
+                        raise ServerError(f"{server.name} died\n{tail(server.log_path)}")
+    except (ServerError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"\n!!! bench could not run: {exc}", file=sys.stderr)
-        report["fatal"] = str(exc)
+        report["fatal"] = f"{type(exc).__name__}: {exc}"
         status = 2
     finally:
         if bench is not None:
@@ -630,8 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["bench_errors"] = bench.bench_errors
             if bench.service_errors:
                 print(
-                    f"\n!!! the service errored; see {tmp / 'service.log'}:\n"
-                    f"{tail(tmp / 'service.log', 20)}",
+                    f"\n!!! the service errored; see {tmp / 'service.log'}:\n{tail(tmp / 'service.log', 20)}",
                     file=sys.stderr,
                 )
                 status = status or 1

@@ -89,17 +89,13 @@ def create_app(db_path: str | None = None) -> Flask:
         key = str(subject.get("email") or uuid.uuid4().hex)
         row_id = uuid.uuid4().hex
         with engine.begin() as conn:  # one INSERT, one COMMIT
-            conn.execute(
-                insert(records).values(id=row_id, key=key, payload=json.dumps(body))
-            )
+            conn.execute(insert(records).values(id=row_id, key=key, payload=json.dumps(body)))
         return jsonify(id=row_id), 201
 
     @app.get("/read/<key>")
     def read(key: str) -> Any:
         with engine.connect() as conn:
-            row = conn.execute(
-                select(records.c.id).where(records.c.key == key).limit(1)
-            ).first()
+            row = conn.execute(select(records.c.id).where(records.c.key == key).limit(1)).first()
         if row is None:
             abort(404)
         return jsonify(key=key, id=row.id)

@@ -47,9 +47,7 @@ def signup_body(email: str) -> dict[str, Any]:
 class HttpClient:
     """A tiny JSON client for one base URL: one connection per thread, reconnecting as needed."""
 
-    def __init__(
-        self, base_url: str, api_key: str | None = None, timeout_s: float = 120
-    ) -> None:
+    def __init__(self, base_url: str, api_key: str | None = None, timeout_s: float = 120) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -65,9 +63,7 @@ class HttpClient:
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = http.client.HTTPConnection(
-                self.host, self.port, timeout=self.timeout_s
-            )
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
             self._local.conn = conn
         return conn
 
@@ -102,15 +98,16 @@ class SeedResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def seed_subjects(
-    client: HttpClient, emails: Sequence[str], threads: int = 8
-) -> SeedResult:
+def seed_subjects(client: HttpClient, emails: Sequence[str], threads: int = 8) -> SeedResult:
     """Record one sign-up per e-mail through ``POST /v1/consents`` with ``threads`` threads."""
     lock = threading.Lock()
     failures: list[str] = []
 
     def one(email: str) -> None:
-        status, body = client.post("/v1/consents", signup_body(email))
+        try:
+            status, body = client.post("/v1/consents", signup_body(email))
+        except (OSError, http.client.HTTPException) as exc:
+            status, body = 0, repr(exc).encode()
         if status != 201:
             with lock:
                 failures.append(f"HTTP {status}: {body[:300]!r}")
@@ -120,9 +117,7 @@ def seed_subjects(
         for _ in pool.map(one, emails):
             pass
     seconds = time.perf_counter() - start
-    return SeedResult(
-        len(emails), seconds, len(failures), failures[0] if failures else ""
-    )
+    return SeedResult(len(emails), seconds, len(failures), failures[0] if failures else "")
 
 
 @dataclass
@@ -134,9 +129,7 @@ class BulkRun:
     denied: int
 
 
-def time_service_check(
-    client: HttpClient, purpose: str, emails: Sequence[str], runs: int
-) -> list[BulkRun]:
+def time_service_check(client: HttpClient, purpose: str, emails: Sequence[str], runs: int) -> list[BulkRun]:
     """Time ``runs`` calls of ``POST /v1/consents/check`` with all ``emails`` in one call.
 
     Raises :class:`RuntimeError` on a non-200 answer or when the answer does not put
@@ -154,8 +147,7 @@ def time_service_check(
         allowed, denied = answer.get("allowed", []), answer.get("denied", [])
         if len(allowed) + len(denied) != len(emails):
             raise RuntimeError(
-                f"bulk check answered {len(allowed)} allowed + {len(denied)} denied "
-                f"for {len(emails)} inputs"
+                f"bulk check answered {len(allowed)} allowed + {len(denied)} denied for {len(emails)} inputs"
             )
         results.append(BulkRun(seconds, len(allowed), len(denied)))
     return results
@@ -176,9 +168,7 @@ def scoped_environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def blind_indexes(
-    env: Mapping[str, str], emails: Sequence[str]
-) -> tuple[list[bytes], Path]:
+def blind_indexes(env: Mapping[str, str], emails: Sequence[str]) -> tuple[list[bytes], Path]:
     """The service's blind index of every e-mail, and the path of its SQLite file.
 
     Built in this process with the service's own code (``api.create_app`` and
@@ -204,9 +194,7 @@ def blind_indexes(
     return indexes, path
 
 
-def time_sql_baseline(
-    db_path: Path, indexes: Sequence[bytes], runs: int
-) -> list[BulkRun]:
+def time_sql_baseline(db_path: Path, indexes: Sequence[bytes], runs: int) -> list[BulkRun]:
     """Time ``runs`` passes of the plain ``IN`` query over ``indexes`` on the service's file."""
     from privacy.db import apply_sqlite_pragmas
 
@@ -219,10 +207,7 @@ def time_sql_baseline(
             start = time.perf_counter()
             for offset in range(0, len(indexes), SQLITE_MAX_PARAMS):
                 chunk = indexes[offset : offset + SQLITE_MAX_PARAMS]
-                sql = (
-                    "SELECT email_index FROM subjects WHERE email_index IN "
-                    f"({','.join('?' * len(chunk))})"
-                )
+                sql = f"SELECT email_index FROM subjects WHERE email_index IN ({','.join('?' * len(chunk))})"
                 found += len(conn.execute(sql, chunk).fetchall())
             seconds = time.perf_counter() - start
             results.append(BulkRun(seconds, found, len(indexes) - found))

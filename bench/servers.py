@@ -102,8 +102,7 @@ def run_cli(args: Sequence[str], env: Mapping[str, str], timeout_s: float = 120)
     )
     if proc.returncode != 0:
         raise ServerError(
-            f"`privacy {' '.join(args)}` exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            f"`privacy {' '.join(args)}` exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc.stdout
 
@@ -184,10 +183,7 @@ class GunicornServer:
         last = ""
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise ServerError(
-                    f"{self.name}: gunicorn exited with {self.proc.returncode}\n"
-                    f"{tail(self.log_path)}"
-                )
+                raise ServerError(f"{self.name}: gunicorn exited with {self.proc.returncode}\n{tail(self.log_path)}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -199,8 +195,7 @@ class GunicornServer:
                 last = str(exc)
             time.sleep(0.2)
         raise ServerError(
-            f"{self.name}: {url} not healthy after {self.startup_timeout_s:.0f} s ({last})\n"
-            f"{tail(self.log_path)}"
+            f"{self.name}: {url} not healthy after {self.startup_timeout_s:.0f} s ({last})\n{tail(self.log_path)}"
         )
 
     def alive(self) -> bool:

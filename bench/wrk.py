@@ -123,9 +123,7 @@ def parse_wrk_output(output: str, url: str = "") -> LoadResult:
         for pct, value in re.findall(r"^\s+(\d+)%\s+(\S+)", dist[1], re.MULTILINE):
             percentiles[pct] = parse_time_ms(value)
     latency = re.search(r"^\s+Latency\s+(\S+)\s+\S+\s+(\S+)", output, re.MULTILINE)
-    socket = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return LoadResult(
         tool="wrk",
@@ -138,9 +136,7 @@ def parse_wrk_output(output: str, url: str = "") -> LoadResult:
         latency_avg_ms=parse_time_ms(latency.group(1)) if latency else None,
         latency_max_ms=parse_time_ms(latency.group(2)) if latency else None,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=dict(zip(SOCKET_ERRORS, map(int, socket.groups()), strict=True))
-        if socket
-        else {},
+        socket_errors=dict(zip(SOCKET_ERRORS, map(int, socket.groups()), strict=True)) if socket else {},
         raw=output,
     )
 
@@ -192,9 +188,7 @@ def run_load(
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"wrk failed ({proc.returncode}): {proc.stderr}\n{proc.stdout}"
-        )
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr}\n{proc.stdout}")
     return parse_wrk_output(proc.stdout, spec.url)
 
 
@@ -202,15 +196,11 @@ def _percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     """The ``pct`` percentile (nearest rank) of already sorted values."""
     if not sorted_values:
         return None
-    rank = max(
-        0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values)) - 1)
-    )
+    rank = max(0, min(len(sorted_values) - 1, round(pct / 100 * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 
-def run_python_load(
-    spec: LoadSpec, duration_s: int, connections: int, timeout_s: int = 10
-) -> LoadResult:
+def run_python_load(spec: LoadSpec, duration_s: int, connections: int, timeout_s: int = 10) -> LoadResult:
     """A bounded closed-loop client: ``connections`` threads, each one request at a time.
 
     Only a fallback for machines without wrk: the GIL makes it the bottleneck well before
@@ -253,10 +243,7 @@ def run_python_load(
             statuses["errors"] += errors
 
     started = time.monotonic()
-    workers = [
-        threading.Thread(target=worker, args=(n,), daemon=True)
-        for n in range(connections)
-    ]
+    workers = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(connections)]
     for thread in workers:
         thread.start()
     for thread in workers:
