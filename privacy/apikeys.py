@@ -4,10 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from privacy.errors import InvalidInput, NotFound
@@ -16,6 +17,8 @@ from privacy.models import ApiKey
 
 SCOPES = ("consent:write", "consent:read", "requests:manage", "admin")
 TOKEN_PREFIX = "pk_"
+KEY_QUERY = select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(
+    ApiKey.token_hash == bindparam("digest"))
 
 
 def token_hash(token: str) -> str:
@@ -70,15 +73,38 @@ def revoke_key(session: Session, ident: str, actor: str, now: dt.datetime) -> Ap
         raise NotFound(f"no API key '{ident}'")
     if key.revoked_at is None:
         key.revoked_at = now
+        forget_keys()
         append_audit(session, actor, "key.revoke", now, target=key.id, details={"name": key.name})
     return key
+
+
+# token hash -> (principal or None, when looked up). A revoked key stops working in this
+# process at once and in the others within KEY_CACHE_TTL_S: one indexed SELECT less on
+# every request of marketing automation's hot path.
+KEY_CACHE_TTL_S = 5.0
+_KEY_CACHE_MAX = 4096
+_key_cache: dict[tuple[str, str], tuple[Principal | None, float]] = {}
+
+
+def forget_keys() -> None:
+    _key_cache.clear()
 
 
 def authenticate(session: Session, token: str) -> Principal | None:
     """The principal of a bearer token, or None when unknown or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    key = session.scalars(select(ApiKey).where(ApiKey.token_hash == token_hash(token))).one_or_none()
-    if key is None or key.revoked_at is not None:
-        return None
-    return Principal(key.id, key.name, frozenset(key.scopes.split(",")))
+    digest = token_hash(token)
+    cache_key = (str(session.get_bind().engine.url), digest)
+    clock = time.monotonic()
+    hit = _key_cache.get(cache_key)
+    if hit is not None and clock - hit[1] < KEY_CACHE_TTL_S:
+        return hit[0]
+    row = session.execute(KEY_QUERY, {"digest": digest}).first()
+    principal = None
+    if row is not None and row.revoked_at is None:
+        principal = Principal(row.id, row.name, frozenset(row.scopes.split(",")))
+    if len(_key_cache) >= _KEY_CACHE_MAX:
+        _key_cache.clear()
+    _key_cache[cache_key] = (principal, clock)
+    return principal

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,19 @@ class ConsentCommand:
         body = {"purposes": self.purposes, "source": self.source, "subject": self.subject,
                 "subject_id": self.subject_id, "notice_version": self.notice_version, "gpc": self.gpc}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_query(by_email: bool, with_cutoff: bool) -> Any:
+    """Who is allowed among a chunk of keys: one statement, built once, bound per call."""
+    column = Subject.email_index if by_email else Subject.id
+    conditions = [column.in_(bindparam("keys", expanding=True)), ConsentState.purpose == bindparam("purpose"),
+                  ConsentState.status == "granted", Subject.restricted.is_(False)]
+    if with_cutoff:
+        conditions.append(ConsentState.granted_at >= bindparam("cutoff"))
+    return select(column).join(ConsentState, ConsentState.subject_id == Subject.id).where(*conditions)
+
+
+CHECK_QUERIES = {(e, c): _check_query(e, c) for e in (True, False) for c in (True, False)}
 
 
 @dataclass
@@ -127,10 +140,11 @@ class ConsentService:
         ``idempotency`` is (api key id, Idempotency-Key): a repeat with the same body gets
         the first answer again, a repeat with another body is a conflict.
         """
-        catalogue = load_catalogue(self.session)
-        values = self._validate(cmd, catalogue, now)
-        wishes = self._wishes(cmd, catalogue)
-        notices = self._notices(cmd, wishes, catalogue)
+        try:
+            catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session), now)
+        except InvalidInput:
+            # Another process may have just added the purpose or notice version: look again.
+            catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 with unit_of_work() as session:
@@ -152,6 +166,12 @@ class ConsentService:
         self._send(mails)
         log.info("consent recorded subject=%s purposes=%s", body["subject_id"], ",".join(sorted(body["consents"])))
         return 201, body
+
+    def _prepare(self, cmd: ConsentCommand, catalogue: Catalogue, now: dt.datetime) -> tuple[
+            Catalogue, dict[str, str], dict[str, bool], dict[str, tuple[str | None, str | None]]]:
+        values = self._validate(cmd, catalogue, now)
+        wishes = self._wishes(cmd, catalogue)
+        return catalogue, values, wishes, self._notices(cmd, wishes, catalogue)
 
     def _replay(self, session: Session, idempotency: tuple[str, str], fingerprint: str
                 ) -> tuple[int, dict[str, Any]] | None:
@@ -439,28 +459,26 @@ class ConsentService:
     def check(self, purpose_code: str, now: dt.datetime, emails: list[str] | None = None,
               subject_ids: list[str] | None = None) -> dict[str, Any]:
         """Who may be contacted for a purpose: set-based, in chunks, never a query per input."""
-        catalogue = load_catalogue(self.session)
-        purpose = catalogue.purposes.get(purpose_code)
+        purpose = load_catalogue(self.session).purposes.get(purpose_code)
+        if purpose is None:
+            purpose = load_catalogue(self.session, fresh=True).purposes.get(purpose_code)
         if purpose is None:
             raise InvalidInput.field("purpose", f"'{purpose_code}' is not a declared purpose")
         inputs = emails if emails is not None else subject_ids or []
         if emails is not None:
             index = self.ctx.crypto.blind_indexer()
             keys: list[Any] = [index(e) for e in emails]
-            column: Any = Subject.email_index
         else:
-            keys, column = list(inputs), Subject.id
-        conditions = [ConsentState.purpose == purpose_code, ConsentState.status == "granted",
-                      Subject.restricted.is_(False)]
+            keys = list(inputs)
+        query = CHECK_QUERIES[(emails is not None, bool(purpose.consent_valid_days))]
+        params: dict[str, Any] = {"purpose": purpose_code}
         if purpose.consent_valid_days:
-            conditions.append(ConsentState.granted_at >= now - dt.timedelta(days=purpose.consent_valid_days))
+            params["cutoff"] = now - dt.timedelta(days=purpose.consent_valid_days)
         allowed_keys: set[Any] = set()
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), CHECK_CHUNK):
-            chunk = unique[start:start + CHECK_CHUNK]
-            allowed_keys.update(self.session.scalars(
-                select(column).join(ConsentState, ConsentState.subject_id == Subject.id)
-                .where(and_(column.in_(chunk), *conditions))))
+            params["keys"] = unique[start:start + CHECK_CHUNK]
+            allowed_keys.update(self.session.scalars(query, params))
         allowed: list[str] = []
         denied: list[str] = []
         for given, key in zip(inputs, keys, strict=True):

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from privacy.models import NoticeVersion, Purpose
 from privacy.policy import Policy, PurposeDef, flatten_errors, validate_purpose_body
 
 log = logging.getLogger(__name__)
+STAMP_QUERY = select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)
 
 
 def text_hash(text: str) -> str:
@@ -42,20 +44,44 @@ class Catalogue:
         return self.notices.get(purpose, {}).get(version)
 
 
-_cache: dict[tuple[str, tuple[tuple[str, dt.datetime], ...]], Catalogue] = {}
+CATALOGUE_MAX_AGE_S = 2.0
 
 
-def load_catalogue(session: Session) -> Catalogue:
-    """The purposes in force. Parsed once per change: a cheap stamp query says if it changed."""
-    stamp = tuple((code, at) for code, at in session.execute(
-        select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)))
-    key = (str(session.get_bind().engine.url), stamp)
-    cached = _cache.get(key)
-    if cached is None:
-        cached = _read_catalogue(session)
-        _cache.clear()
-        _cache[key] = cached
-    return cached
+@dataclass
+class _CacheEntry:
+    url: str
+    stamp: tuple[tuple[str, dt.datetime], ...]
+    catalogue: Catalogue
+    checked: float
+
+
+_cache: dict[str, _CacheEntry] = {}
+
+
+def load_catalogue(session: Session, fresh: bool = False) -> Catalogue:
+    """The purposes in force, parsed once per change and shared by the requests of a process.
+
+    Within ``CATALOGUE_MAX_AGE_S`` of the last look the cached copy is used as it is;
+    after that one small stamp query (code, updated_at) says whether to re-read. A change
+    made in this process drops the cache at once; another process sees it within the
+    max age, and ``fresh=True`` (used before refusing an unknown purpose or notice
+    version) always looks.
+    """
+    url = str(session.get_bind().engine.url)
+    entry = _cache.get(url)
+    clock = time.monotonic()
+    if entry is not None and not fresh and clock - entry.checked < CATALOGUE_MAX_AGE_S:
+        return entry.catalogue
+    stamp = tuple((code, at) for code, at in session.execute(STAMP_QUERY))
+    if entry is None or entry.stamp != stamp:
+        entry = _CacheEntry(url, stamp, _read_catalogue(session), clock)
+        _cache[url] = entry
+    entry.checked = clock
+    return entry.catalogue
+
+
+def forget_catalogue() -> None:
+    _cache.clear()
 
 
 def _read_catalogue(session: Session) -> Catalogue:
@@ -106,6 +132,7 @@ def _store(session: Session, purpose: PurposeDef, origin: str, file_digest: str 
     row.origin = origin
     row.file_digest = file_digest
     row.updated_at = now
+    forget_catalogue()
     return purpose
 
 
