@@ -12,17 +12,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from privacy.consent_plan import ACTIVE, Planner, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.db import unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
@@ -30,13 +29,10 @@ from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
 from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentEvent, ConsentState, IdempotencyRecord, Subject, SubjectField
-from privacy.policy import PurposeDef
 from privacy.purposes import Catalogue, load_catalogue
-from privacy.receipts import build_receipt, sign_and_store
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("granted", "pending")
 CHECK_CHUNK = 10_000
 WRITE_ATTEMPTS = 3
 
@@ -71,48 +67,8 @@ def _check_query(by_email: bool, with_cutoff: bool) -> Any:
 CHECK_QUERIES = {(e, c): _check_query(e, c) for e in (True, False) for c in (True, False)}
 
 
-@dataclass
-class State:
-    """A purpose's current state for one subject (a row of ``consent_states``)."""
-
-    status: str
-    notice_version: str | None
-    recorded_at: dt.datetime
-    granted_at: dt.datetime | None
-    event_seq: int
-
-
-STATE_COLUMNS = (ConsentState.purpose, ConsentState.status, ConsentState.notice_version, ConsentState.recorded_at,
-                 ConsentState.granted_at, ConsentState.event_seq)
-
-
-def state_view(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> dict[str, Any]:
-    """A purpose's state as clients read it; a lapsed consent shows as ``expired``."""
-    status = state.status
-    if status == "granted" and lapsed(state, purpose, now):
-        status = "expired"
-    return {"status": status, "notice_version": state.notice_version, "recorded_at": as_json_time(state.recorded_at)}
-
-
-def lapsed(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> bool:
-    if purpose is None or not purpose.consent_valid_days or state.granted_at is None:
-        return False
-    return state.granted_at < now - dt.timedelta(days=purpose.consent_valid_days)
-
-
-def _transition(current: str | None, wants: bool, doi: bool, notice_changed: bool) -> tuple[str, str] | None:
-    """(event action, resulting status) for a requested change, or None when nothing changes."""
-    if wants:
-        if current in ACTIVE and not notice_changed:
-            return None
-        if doi and current != "granted":
-            return "granted", "pending"
-        return "granted", "granted"
-    if current in ACTIVE:
-        return "withdrawn", "withdrawn"
-    if current is None:
-        return "declined", "declined"
-    return None
+class _Stale(Exception):
+    """The subject's state moved between planning and writing."""
 
 
 def is_uuid(value: str) -> bool:
@@ -145,27 +101,35 @@ class ConsentService:
         except InvalidInput:
             # Another process may have just added the purpose or notice version: look again.
             catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
+        planner = Planner(self.ctx)
         for attempt in range(WRITE_ATTEMPTS):
+            conn = self.session.connection()
+            subject = planner.find_subject(conn, values, cmd.subject_id)
+            self._check_subject(subject, cmd, values)
+            self._check_age(values, wishes, catalogue, now)
+            plan = planner.plan(conn, subject, cmd.source, values, wishes, notices, catalogue, now)
             try:
                 with unit_of_work() as session:
                     if idempotency:
                         replay = self._replay(session, idempotency, cmd.fingerprint())
                         if replay is not None:
                             return replay
-                    body, mails = self._apply(session, cmd, values, wishes, notices, catalogue, now)
+                    if not still_current(session.connection(), plan):
+                        raise _Stale
+                    write(session, plan, now)
                     if idempotency:
                         session.add(IdempotencyRecord(api_key_id=idempotency[0], key=idempotency[1],
                                                       request_hash=cmd.fingerprint(), status_code=201,
-                                                      response=json.dumps(body), created_at=now))
+                                                      response=json.dumps(plan.body), created_at=now))
                 break
-            except IntegrityError:
-                # A concurrent first sign-up of the same e-mail, or the same Idempotency-Key:
-                # the other transaction won; run again and see its result.
+            except (IntegrityError, _Stale):
+                # Another request changed this subject (or used the same Idempotency-Key)
+                # between planning and writing: plan again from what it left.
                 if attempt == WRITE_ATTEMPTS - 1:
-                    raise
-        self._send(mails)
-        log.info("consent recorded subject=%s purposes=%s", body["subject_id"], ",".join(sorted(body["consents"])))
-        return 201, body
+                    raise Conflict("the subject changed concurrently; send the request again") from None
+        self._send(plan.mails)
+        log.info("consent recorded subject=%s purposes=%s", plan.subject_id, ",".join(sorted(plan.body["consents"])))
+        return 201, plan.body
 
     def _prepare(self, cmd: ConsentCommand, catalogue: Catalogue, now: dt.datetime) -> tuple[
             Catalogue, dict[str, str], dict[str, bool], dict[str, tuple[str | None, str | None]]]:
@@ -255,126 +219,17 @@ class ConsentService:
             raise InvalidInput("subject.birth_date: " + message, {"subject.birth_date": [message]},
                                code="below_age_of_consent")
 
-    def _apply(self, session: Session, cmd: ConsentCommand, values: dict[str, str], wishes: dict[str, bool],
-               notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue, now: dt.datetime
-               ) -> tuple[dict[str, Any], list[OutgoingMail]]:
-        """The write path of a sign-up, in Core statements (it is the hottest path we have)."""
-        crypto = self.ctx.crypto
-        self._check_age(values, wishes, catalogue, now)
-        subject = self._find_subject(session, cmd, values)
-        states: dict[str, State] = {}
-        if subject is None:
-            subject_id = str(uuid.uuid4())
-            dek, wrapped = crypto.new_data_key(subject_id)
-            session.execute(insert(Subject).values(
-                id=subject_id, email_index=crypto.blind_index(values["email"]), wrapped_key=wrapped,
-                master_key_id=crypto.master_key_id, restricted=False, created_at=now, updated_at=now,
-                last_activity_at=now))
-            existing_fields: set[str] = set()
-        else:
-            subject_id = subject.id
-            dek = crypto.data_key(subject)
-            states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
-                      for r in session.execute(select(*STATE_COLUMNS).where(ConsentState.subject_id == subject_id))}
-            existing_fields = set(session.scalars(
-                select(SubjectField.name).where(SubjectField.subject_id == subject_id)))
-            session.execute(update(Subject).where(Subject.id == subject_id).values(updated_at=now,
-                                                                                  last_activity_at=now))
-        source = json.dumps(cmd.source, sort_keys=True)
-        events = []
-        for code, wants in wishes.items():
-            purpose = catalogue.purposes[code]
-            current = states.get(code)
-            version, digest = notices[code]
-            cur_status = current.status if current else None
-            if current is not None and cur_status == "granted" and lapsed(current, purpose, now):
-                cur_status = "expired"
-            step = _transition(cur_status, wants, purpose.double_opt_in,
-                               current is not None and version is not None and current.notice_version != version)
-            if step is not None:
-                events.append({"subject_id": subject_id, "purpose": code, "action": step[0], "status": step[1],
-                               "notice_version": version, "text_hash": digest, "source": source,
-                               "recorded_at": now})
-        new_states: list[dict[str, Any]] = []
-        changed_states: list[dict[str, Any]] = []
-        for row in append_consent_events(session, events):
-            code = row["purpose"]
-            before = states.get(code)
-            granted_at = now if row["status"] == "granted" else (before.granted_at if before else None)
-            states[code] = State(row["status"], row["notice_version"], now, granted_at, row["seq"])
-            values_row = {"subject_id": subject_id, "purpose": code, "status": row["status"],
-                          "notice_version": row["notice_version"], "recorded_at": now, "granted_at": granted_at,
-                          "event_seq": row["seq"]}
-            (changed_states if before else new_states).append(values_row)
-        if new_states:
-            session.execute(insert(ConsentState), new_states)
-        for row in changed_states:
-            session.execute(update(ConsentState).where(
-                ConsentState.subject_id == subject_id, ConsentState.purpose == row["purpose"]).values(**row))
-        needed = {f for code, st in states.items() if st.status in ACTIVE and code in catalogue.purposes
-                  for f in catalogue.purposes[code].fields}
-        keep = sorted(values.keys() & needed)
-        sealed = {name: crypto.encrypt_field(dek, subject_id, name, values[name]) for name in keep}
-        fresh = [{"subject_id": subject_id, "name": n, "ciphertext": c, "updated_at": now}
-                 for n, c in sealed.items() if n not in existing_fields]
-        if fresh:
-            session.execute(insert(SubjectField), fresh)
-        for name in existing_fields & sealed.keys():
-            session.execute(update(SubjectField).where(SubjectField.subject_id == subject_id,
-                                                       SubjectField.name == name)
-                            .values(ciphertext=sealed[name], updated_at=now))
-        mails = []
-        pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
-        if pending and "email" in values:
-            mails.append(self._doi_mail(session, subject_id, values["email"], pending, catalogue, now))
-        consents = {code: state_view(states[code], catalogue.purposes[code], now) for code in wishes if code in states}
-        receipt_items = [{"purpose": code, "status": consents[code]["status"], "legal_basis":
-                          catalogue.purposes[code].legal_basis, "notice_version": notices[code][0],
-                          "notice_text_hash": notices[code][1]} for code in wishes if code in consents]
-        receipt = sign_and_store(session, crypto, build_receipt(
-            self.ctx.policy, subject_id, receipt_items, catalogue.purposes, cmd.source, now), now)
-        body = {"subject_id": subject_id, "consents": consents, "receipt": receipt,
-                "dropped_fields": sorted(set(values) - needed)}
-        return body, mails
-
-    def _find_subject(self, session: Session, cmd: ConsentCommand, values: dict[str, str]) -> Any:
-        query = select(Subject.id, Subject.email_index, Subject.wrapped_key, Subject.master_key_id)
-        if cmd.subject_id is not None:
-            subject = session.execute(query.where(Subject.id == cmd.subject_id)).first()
-            if subject is None or subject.wrapped_key is None:
-                raise NotFound(f"subject '{cmd.subject_id}' not found", {"subject_id": ["not found"]})
-            if "email" in values and subject.email_index != self.ctx.crypto.blind_index(values["email"]):
-                raise InvalidInput.field("subject.email", "does not belong to subject_id; e-mail changes "
-                                         "go through a rectification request")
-            return subject
-        return session.execute(query.where(Subject.email_index == self.ctx.crypto.blind_index(values["email"]))
-                               ).first()
-
-    # --- mail links -----------------------------------------------------------------
+    def _check_subject(self, subject: Any, cmd: ConsentCommand, values: dict[str, str]) -> None:
+        if cmd.subject_id is None:
+            return
+        if subject is None or subject.wrapped_key is None:
+            raise NotFound(f"subject '{cmd.subject_id}' not found", {"subject_id": ["not found"]})
+        if "email" in values and subject.email_index != self.ctx.crypto.blind_index(values["email"]):
+            raise InvalidInput.field("subject.email", "does not belong to subject_id; e-mail changes "
+                                     "go through a rectification request")
 
     def withdraw_url(self, subject_id: str, purpose: str) -> str:
-        token = self.ctx.crypto.link_token("withdraw", subject_id, purpose)
-        query = urlencode({"subject": subject_id, "purpose": purpose, "token": token})
-        return f"{self.ctx.public_url}/v1/consents/withdraw?{query}"
-
-    def _doi_mail(self, session: Session, subject_id: str, email: str, purposes: list[str],
-                  catalogue: Catalogue, now: dt.datetime) -> OutgoingMail:
-        token = secrets.token_urlsafe(32)
-        session.execute(insert(Confirmation).values(
-            token_hash=hashlib.sha256(token.encode()).hexdigest(), subject_id=subject_id,
-            purposes=json.dumps(purposes), created_at=now,
-            expires_at=now + dt.timedelta(days=self.ctx.double_opt_in_days)))
-        confirm = f"{self.ctx.public_url}/v1/consents/confirm/{token}"
-        names = [catalogue.purposes[p].name.get("en", p) for p in purposes]
-        withdraw = [self.withdraw_url(subject_id, p) for p in purposes]
-        lines = ["Please confirm that you want to receive:", *[f"  - {n}" for n in names], "",
-                 f"Confirm here: {confirm}", "",
-                 f"The link is valid for {self.ctx.double_opt_in_days} days. If you did not ask for this, "
-                 "ignore this e-mail and nothing will be sent to you.", "",
-                 "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
-        return OutgoingMail(to=email, subject="Please confirm your subscription", text="\n".join(lines),
-                            headers={"List-Unsubscribe": f"<{withdraw[0]}>",
-                                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        return Planner(self.ctx).withdraw_url(subject_id, purpose)
 
     def _send(self, mails: Sequence[OutgoingMail]) -> None:
         for mail in mails:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from privacy.models import AuditEntry, ChainHead, ConsentEvent
@@ -51,26 +51,34 @@ def _audit_body(a: Any) -> dict[str, Any]:
             "details": json.loads(a["details"]), "at": timestamp(a["at"])}
 
 
-def _lock_head(session: Session, name: str) -> tuple[int, str]:
+_HEADS = ChainHead.__table__
+LOCK_HEAD = select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.name == bindparam("chain")).with_for_update()
+NEW_HEAD = insert(_HEADS)
+MOVE_HEAD = update(_HEADS).where(_HEADS.c.name == bindparam("chain")).values(
+    seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+INSERTS = {CONSENT_CHAIN: insert(ConsentEvent.__table__), AUDIT_CHAIN: insert(AuditEntry.__table__)}
+
+
+def _lock_head(conn: Connection, name: str) -> tuple[int, str]:
     """Lock the chain head for this transaction and return (last seq, last hash)."""
-    row = session.execute(
-        select(ChainHead.seq, ChainHead.hash).where(ChainHead.name == name).with_for_update()).first()
+    row = conn.execute(LOCK_HEAD, {"chain": name}).first()
     if row is None:
-        session.execute(insert(ChainHead).values(name=name, seq=0, hash=GENESIS))
+        conn.execute(NEW_HEAD, {"name": name, "seq": 0, "hash": GENESIS})
         return 0, GENESIS
     return int(row.seq), str(row.hash)
 
 
-def _append(session: Session, name: str, table: Any, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seq, prev = _lock_head(session, name)
+def _append(session: Session, name: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    conn = session.connection()
+    seq, prev = _lock_head(conn, name)
     rows = []
     for fields in entries:
         seq += 1
         row = {**fields, "seq": seq, "prev_hash": prev}
         row["hash"] = prev = chain_hash(prev, body(row))
         rows.append(row)
-    session.execute(insert(table), rows)
-    session.execute(update(ChainHead).where(ChainHead.name == name).values(seq=seq, hash=prev))
+    conn.execute(INSERTS[name], rows)
+    conn.execute(MOVE_HEAD, {"chain": name, "new_seq": seq, "new_hash": prev})
     return rows
 
 
@@ -78,7 +86,7 @@ def append_consent_events(session: Session, events: list[dict[str, Any]]) -> lis
     """Append consent events (ConsentEvent columns but seq and hashes); returns the rows."""
     if not events:
         return []
-    return _append(session, CONSENT_CHAIN, ConsentEvent.__table__, _event_body, events)
+    return _append(session, CONSENT_CHAIN, _event_body, events)
 
 
 def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
@@ -86,7 +94,7 @@ def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
     """Record an admin or officer action. ``details`` must hold no personal values."""
     entry = {"actor": actor, "action": action, "target": target,
              "details": json.dumps(details or {}, sort_keys=True), "at": now}
-    return _append(session, AUDIT_CHAIN, AuditEntry.__table__, _audit_body, [entry])[0]
+    return _append(session, AUDIT_CHAIN, _audit_body, [entry])[0]
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
-
-from privacy.crypto import Crypto
 from privacy.ledger import timestamp
-from privacy.models import Receipt
 from privacy.policy import Policy, PurposeDef
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
@@ -83,11 +78,3 @@ def build_receipt(
         "collector": source,
         "consents": consents,
     }
-
-
-def sign_and_store(session: Session, crypto: Crypto, receipt: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """Sign the receipt, keep a copy, and return it with its ``signature`` (JWS compact)."""
-    jws = crypto.sign_jws(receipt)
-    session.execute(insert(Receipt).values(id=receipt["consentReceiptID"], subject_id=receipt["piiPrincipalId"],
-                                           jws=jws, created_at=now))
-    return {**receipt, "signature": jws}

@@ -38,7 +38,7 @@ class Consents(MethodView):
         {"in": "header", "name": "Sec-GPC", "schema": {"type": "string", "enum": ["1"]},
          "description": "Global Privacy Control: declines purposes marked gpc_opt_out"}])
     @requires("consent:write")
-    @blp.arguments(ConsentRequestSchema)
+    @blp.arguments(ConsentRequestSchema())
     @blp.response(201, ConsentRecordedSchema)
     def post(self, args: dict[str, Any]) -> Response:
         """Record a sign-up or preference change (``false`` for a granted purpose withdraws it)."""
@@ -59,7 +59,7 @@ class Consents(MethodView):
 class Check(MethodView):
     @requires("consent:read")
     @blp.doc(**BEARER)
-    @blp.arguments(CheckRequestSchema)
+    @blp.arguments(CheckRequestSchema())
     @blp.response(200, CheckResultSchema)
     def post(self, args: dict[str, Any]) -> Response:
         """Who may be contacted for a purpose: up to 100,000 e-mails or subject ids at once."""

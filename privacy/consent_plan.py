@@ -1,0 +1,250 @@
+"""The write path of a consent recording, split so the write lock is held briefly.
+
+``plan`` reads the subject's current state and does all the work that needs no lock:
+transitions, minimisation, field encryption, the signed receipt, the double opt-in link.
+``write`` then runs inside the write transaction: it checks that the subject's state is
+still the one planned from (optimistic concurrency; a changed state means plan again),
+appends the ledger events (the only step that needs the chain head) and stores the rows
+with statements built once at import.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from privacy.context import PrivacyContext, as_json_time
+from privacy.ledger import append_consent_events
+from privacy.mailer import OutgoingMail
+from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField
+from privacy.policy import PurposeDef
+from privacy.purposes import Catalogue
+from privacy.receipts import build_receipt
+
+ACTIVE = ("granted", "pending")
+
+_S = Subject.__table__
+_CS = ConsentState.__table__
+_SF = SubjectField.__table__
+SUBJECT_COLUMNS = (_S.c.id, _S.c.email_index, _S.c.wrapped_key, _S.c.master_key_id)
+SUBJECT_BY_INDEX = select(*SUBJECT_COLUMNS).where(_S.c.email_index == bindparam("idx"))
+SUBJECT_BY_ID = select(*SUBJECT_COLUMNS).where(_S.c.id == bindparam("sid"))
+STATES_OF = select(_CS.c.purpose, _CS.c.status, _CS.c.notice_version, _CS.c.recorded_at, _CS.c.granted_at,
+                   _CS.c.event_seq).where(_CS.c.subject_id == bindparam("sid"))
+SEQS_OF = select(_CS.c.purpose, _CS.c.event_seq).where(_CS.c.subject_id == bindparam("sid"))
+FIELD_NAMES_OF = select(_SF.c.name).where(_SF.c.subject_id == bindparam("sid"))
+INSERT_SUBJECT = insert(_S)
+TOUCH_SUBJECT = update(_S).where(_S.c.id == bindparam("b_sid")).values(
+    updated_at=bindparam("b_now"), last_activity_at=bindparam("b_now"))
+INSERT_STATE = insert(_CS)
+UPDATE_STATE = update(_CS).where(
+    _CS.c.subject_id == bindparam("b_sid"), _CS.c.purpose == bindparam("b_purpose")).values(
+    status=bindparam("v_status"), notice_version=bindparam("v_notice_version"), recorded_at=bindparam("v_recorded_at"),
+    granted_at=bindparam("v_granted_at"), event_seq=bindparam("v_event_seq"))
+INSERT_FIELD = insert(_SF)
+UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
+    ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
+INSERT_RECEIPT = insert(Receipt.__table__)
+INSERT_CONFIRMATION = insert(Confirmation.__table__)
+
+
+@dataclass
+class State:
+    """A purpose's current state for one subject (a row of ``consent_states``)."""
+
+    status: str
+    notice_version: str | None
+    recorded_at: dt.datetime
+    granted_at: dt.datetime | None
+    event_seq: int
+
+
+def lapsed(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> bool:
+    if purpose is None or not purpose.consent_valid_days or state.granted_at is None:
+        return False
+    return state.granted_at < now - dt.timedelta(days=purpose.consent_valid_days)
+
+
+def state_view(state: State | ConsentState, purpose: PurposeDef | None, now: dt.datetime) -> dict[str, Any]:
+    """A purpose's state as clients read it; a lapsed consent shows as ``expired``."""
+    status = state.status
+    if status == "granted" and lapsed(state, purpose, now):
+        status = "expired"
+    return {"status": status, "notice_version": state.notice_version, "recorded_at": as_json_time(state.recorded_at)}
+
+
+def transition(current: str | None, wants: bool, doi: bool, notice_changed: bool) -> tuple[str, str] | None:
+    """(event action, resulting status) for a requested change, or None when nothing changes."""
+    if wants:
+        if current in ACTIVE and not notice_changed:
+            return None
+        if doi and current != "granted":
+            return "granted", "pending"
+        return "granted", "granted"
+    if current in ACTIVE:
+        return "withdrawn", "withdrawn"
+    if current is None:
+        return "declined", "declined"
+    return None
+
+
+@dataclass
+class Plan:
+    """Everything one recording will write, computed before the write lock is taken."""
+
+    subject_id: str
+    is_new: bool
+    snapshot: frozenset[tuple[str, int]]
+    subject_row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    states: dict[str, dict[str, Any]]          # purpose -> row to insert or update (event_seq filled at write)
+    existing_states: set[str]
+    fields_insert: list[dict[str, Any]]
+    fields_update: list[dict[str, Any]]
+    receipt_row: dict[str, Any]
+    confirmation_row: dict[str, Any] | None
+    body: dict[str, Any]
+    mails: list[OutgoingMail] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, ctx: PrivacyContext) -> None:
+        self.ctx = ctx
+
+    def find_subject(self, conn: Connection, values: dict[str, str], subject_id: str | None) -> Any:
+        if subject_id is not None:
+            return conn.execute(SUBJECT_BY_ID, {"sid": subject_id}).first()
+        return conn.execute(SUBJECT_BY_INDEX, {"idx": self.ctx.crypto.blind_index(values["email"])}).first()
+
+    def plan(self, conn: Connection, subject: Any, source: dict[str, Any], values: dict[str, str],
+             wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue,
+             now: dt.datetime) -> Plan:
+        crypto = self.ctx.crypto
+        states: dict[str, State] = {}
+        existing_fields: set[str] = set()
+        subject_row = None
+        if subject is None:
+            subject_id = str(uuid.uuid4())
+            dek, wrapped = crypto.new_data_key(subject_id)
+            subject_row = {"id": subject_id, "email_index": crypto.blind_index(values["email"]),
+                           "wrapped_key": wrapped, "master_key_id": crypto.master_key_id, "restricted": False,
+                           "created_at": now, "updated_at": now, "last_activity_at": now, "shredded_at": None}
+        else:
+            subject_id = subject.id
+            dek = crypto.data_key(subject)
+            states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
+                      for r in conn.execute(STATES_OF, {"sid": subject_id})}
+            existing_fields = set(conn.scalars(FIELD_NAMES_OF, {"sid": subject_id}))
+        snapshot = frozenset((p, s.event_seq) for p, s in states.items())
+        existing_states = set(states)
+        source_json = json.dumps(source, sort_keys=True)
+        events, state_rows = [], {}
+        for code, wants in wishes.items():
+            purpose = catalogue.purposes[code]
+            current = states.get(code)
+            version, digest = notices[code]
+            cur_status = current.status if current else None
+            if current is not None and cur_status == "granted" and lapsed(current, purpose, now):
+                cur_status = "expired"
+            changed_notice = current is not None and version is not None and current.notice_version != version
+            step = transition(cur_status, wants, purpose.double_opt_in, changed_notice)
+            if step is None:
+                continue
+            action, status = step
+            events.append({"subject_id": subject_id, "purpose": code, "action": action, "status": status,
+                           "notice_version": version, "text_hash": digest, "source": source_json,
+                           "recorded_at": now})
+            granted_at = now if status == "granted" else (current.granted_at if current else None)
+            states[code] = State(status, version, now, granted_at, 0)
+            state_rows[code] = {"subject_id": subject_id, "purpose": code, "status": status,
+                                "notice_version": version, "recorded_at": now, "granted_at": granted_at}
+        needed = {f for code, st in states.items() if st.status in ACTIVE and code in catalogue.purposes
+                  for f in catalogue.purposes[code].fields}
+        sealed = {name: crypto.encrypt_field(dek, subject_id, name, values[name]) for name in values.keys() & needed}
+        fields_insert = [{"subject_id": subject_id, "name": n, "ciphertext": c, "updated_at": now}
+                         for n, c in sorted(sealed.items()) if n not in existing_fields]
+        fields_update = [{"b_sid": subject_id, "b_name": n, "b_ciphertext": c, "b_now": now}
+                         for n, c in sorted(sealed.items()) if n in existing_fields]
+        consents = {code: state_view(states[code], catalogue.purposes[code], now) for code in wishes if code in states}
+        receipt_items = [{"purpose": code, "status": consents[code]["status"],
+                          "legal_basis": catalogue.purposes[code].legal_basis, "notice_version": notices[code][0],
+                          "notice_text_hash": notices[code][1]} for code in wishes if code in consents]
+        receipt = build_receipt(self.ctx.policy, subject_id, receipt_items, catalogue.purposes, source, now)
+        signature = crypto.sign_jws(receipt)
+        receipt_row = {"id": receipt["consentReceiptID"], "subject_id": subject_id, "jws": signature,
+                       "created_at": now}
+        body = {"subject_id": subject_id, "consents": consents, "receipt": {**receipt, "signature": signature},
+                "dropped_fields": sorted(set(values) - needed)}
+        plan = Plan(subject_id, subject is None, snapshot, subject_row, events, state_rows, existing_states,
+                    fields_insert, fields_update, receipt_row, None, body)
+        pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
+        if pending and "email" in values:
+            self._add_confirmation(plan, values["email"], pending, catalogue, now)
+        return plan
+
+    def withdraw_url(self, subject_id: str, purpose: str) -> str:
+        token = self.ctx.crypto.link_token("withdraw", subject_id, purpose)
+        query = urlencode({"subject": subject_id, "purpose": purpose, "token": token})
+        return f"{self.ctx.public_url}/v1/consents/withdraw?{query}"
+
+    def _add_confirmation(self, plan: Plan, email: str, purposes: list[str], catalogue: Catalogue,
+                          now: dt.datetime) -> None:
+        token = secrets.token_urlsafe(32)
+        days = self.ctx.double_opt_in_days
+        plan.confirmation_row = {"token_hash": hashlib.sha256(token.encode()).hexdigest(),
+                                 "subject_id": plan.subject_id, "purposes": json.dumps(purposes), "created_at": now,
+                                 "expires_at": now + dt.timedelta(days=days), "used_at": None}
+        confirm = f"{self.ctx.public_url}/v1/consents/confirm/{token}"
+        names = [catalogue.purposes[p].name.get("en", p) for p in purposes]
+        withdraw = [self.withdraw_url(plan.subject_id, p) for p in purposes]
+        lines = ["Please confirm that you want to receive:", *[f"  - {n}" for n in names], "",
+                 f"Confirm here: {confirm}", "",
+                 f"The link is valid for {days} days. If you did not ask for this, "
+                 "ignore this e-mail and nothing will be sent to you.", "",
+                 "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
+        plan.mails.append(OutgoingMail(to=email, subject="Please confirm your subscription", text="\n".join(lines),
+                                       headers={"List-Unsubscribe": f"<{withdraw[0]}>",
+                                                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+
+
+def still_current(conn: Connection, plan: Plan) -> bool:
+    """Whether the subject's consent state is still the one the plan was made from."""
+    if plan.is_new:
+        return True  # a concurrent first sign-up of the same e-mail fails on the unique index
+    return frozenset((r.purpose, r.event_seq) for r in conn.execute(SEQS_OF, {"sid": plan.subject_id})) \
+        == plan.snapshot
+
+
+def write(session: Any, plan: Plan, now: dt.datetime) -> None:
+    """Store a plan inside the caller's write transaction."""
+    conn = session.connection()
+    if plan.subject_row is not None:
+        conn.execute(INSERT_SUBJECT, plan.subject_row)
+    else:
+        conn.execute(TOUCH_SUBJECT, {"b_sid": plan.subject_id, "b_now": now})
+    inserts, updates = [], []
+    for row in append_consent_events(session, plan.events):
+        state = {**plan.states[row["purpose"]], "event_seq": row["seq"]}
+        if row["purpose"] in plan.existing_states:
+            updates.append({"b_sid": plan.subject_id, "b_purpose": row["purpose"],
+                            **{f"v_{k}": v for k, v in state.items() if k not in ("subject_id", "purpose")}})
+        else:
+            inserts.append(state)
+    if inserts:
+        conn.execute(INSERT_STATE, inserts)
+    if updates:
+        conn.execute(UPDATE_STATE, updates)
+    if plan.fields_insert:
+        conn.execute(INSERT_FIELD, plan.fields_insert)
+    if plan.fields_update:
+        conn.execute(UPDATE_FIELD, plan.fields_update)
+    conn.execute(INSERT_RECEIPT, plan.receipt_row)
+    if plan.confirmation_row is not None:
+        conn.execute(INSERT_CONFIRMATION, plan.confirmation_row)
