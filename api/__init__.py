@@ -28,7 +28,7 @@ from privacy.context import PrivacyContext, utcnow
 from privacy.crypto import Crypto, parse_master_key
 from privacy.db import configure_engine, db
 from privacy.errors import ServiceError
-from privacy.mailer import BackgroundMailer, Mailer, mailer_from_config
+from privacy.mailer import mailer_from_config
 from privacy.policy import load_policy
 from privacy.purposes import sync_from_policy
 
@@ -67,9 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         crypto = Crypto(parse_master_key(master))
     except ValueError as exc:
         raise RuntimeError(f"PRIVACY_MASTER_KEY: {exc}") from exc
-    mailer: Mailer = mailer_from_config(settings["SMTP_URL"], Path(app.instance_path) / "mail", settings["MAIL_FROM"])
-    if settings["MAIL_BACKGROUND"]:
-        mailer = BackgroundMailer(mailer)
+    mailer = mailer_from_config(settings["SMTP_URL"], Path(app.instance_path) / "mail", settings["MAIL_FROM"])
     app.extensions["privacy"] = PrivacyContext(
         crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer, public_url=settings["PUBLIC_URL"])
 

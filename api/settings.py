@@ -19,7 +19,6 @@ ENVIRONMENT = {
     "PRIVACY_SMTP_URL": "SMTP_URL",
     "PRIVACY_PUBLIC_URL": "PUBLIC_URL",
     "PRIVACY_MAIL_FROM": "MAIL_FROM",
-    "PRIVACY_MAIL_BACKGROUND": "MAIL_BACKGROUND",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -30,7 +29,6 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,
     "PUBLIC_URL": "http://localhost:8000",
     "MAIL_FROM": "Privacy <privacy@localhost>",
-    "MAIL_BACKGROUND": True,
 }
 
 
@@ -45,8 +43,6 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | Non
     settings["INSTANCE_DIR"] = instance
     if not settings["DATABASE_URL"]:
         settings["DATABASE_URL"] = f"sqlite:///{instance / 'privacy.db'}"
-    if isinstance(settings["MAIL_BACKGROUND"], str):
-        settings["MAIL_BACKGROUND"] = settings["MAIL_BACKGROUND"].strip().lower() not in ("0", "false", "no", "off")
     settings["PUBLIC_URL"] = str(settings["PUBLIC_URL"]).rstrip("/")
     return settings
 

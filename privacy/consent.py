@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,6 @@ from privacy.db import unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
-from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentEvent, ConsentState, IdempotencyRecord, Subject, SubjectField
 from privacy.purposes import Catalogue, load_catalogue
 
@@ -127,7 +125,6 @@ class ConsentService:
                 # between planning and writing: plan again from what it left.
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise Conflict("the subject changed concurrently; send the request again") from None
-        self._send(plan.mails)
         log.info("consent recorded subject=%s purposes=%s", plan.subject_id, ",".join(sorted(plan.body["consents"])))
         return 201, plan.body
 
@@ -230,13 +227,6 @@ class ConsentService:
 
     def withdraw_url(self, subject_id: str, purpose: str) -> str:
         return Planner(self.ctx).withdraw_url(subject_id, purpose)
-
-    def _send(self, mails: Sequence[OutgoingMail]) -> None:
-        for mail in mails:
-            try:
-                self.ctx.mailer.send(mail)
-            except Exception:  # the consent is recorded; a lost mail must not undo it
-                log.exception("could not send a consent mail")
 
     def confirm(self, token: str, now: dt.datetime, source: dict[str, Any]) -> dict[str, Any]:
         """Follow a double opt-in link (POST only): pending purposes become granted."""

@@ -24,6 +24,7 @@ from privacy.context import PrivacyContext, as_json_time
 from privacy.ledger import append_consent_events
 from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField
+from privacy.outbox import INSERT_MAIL, sealed_row
 from privacy.policy import PurposeDef
 from privacy.purposes import Catalogue
 from privacy.receipts import build_receipt
@@ -111,7 +112,7 @@ class Plan:
     receipt_row: dict[str, Any]
     confirmation_row: dict[str, Any] | None
     body: dict[str, Any]
-    mails: list[OutgoingMail] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Planner:
@@ -186,7 +187,7 @@ class Planner:
                     fields_insert, fields_update, receipt_row, None, body)
         pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
         if pending and "email" in values:
-            self._add_confirmation(plan, values["email"], pending, catalogue, now)
+            self._add_confirmation(plan, dek, values["email"], pending, catalogue, now)
         return plan
 
     def withdraw_url(self, subject_id: str, purpose: str) -> str:
@@ -194,7 +195,7 @@ class Planner:
         query = urlencode({"subject": subject_id, "purpose": purpose, "token": token})
         return f"{self.ctx.public_url}/v1/consents/withdraw?{query}"
 
-    def _add_confirmation(self, plan: Plan, email: str, purposes: list[str], catalogue: Catalogue,
+    def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], catalogue: Catalogue,
                           now: dt.datetime) -> None:
         token = secrets.token_urlsafe(32)
         days = self.ctx.double_opt_in_days
@@ -209,9 +210,10 @@ class Planner:
                  f"The link is valid for {days} days. If you did not ask for this, "
                  "ignore this e-mail and nothing will be sent to you.", "",
                  "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
-        plan.mails.append(OutgoingMail(to=email, subject="Please confirm your subscription", text="\n".join(lines),
-                                       headers={"List-Unsubscribe": f"<{withdraw[0]}>",
-                                                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+        mail = OutgoingMail(to=email, subject="Please confirm your subscription", text="\n".join(lines),
+                            headers={"List-Unsubscribe": f"<{withdraw[0]}>",
+                                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        plan.outbox.append(sealed_row(self.ctx.crypto, dek, plan.subject_id, mail, now))
 
 
 def still_current(conn: Connection, plan: Plan) -> bool:
@@ -248,3 +250,5 @@ def write(session: Any, plan: Plan, now: dt.datetime) -> None:
     conn.execute(INSERT_RECEIPT, plan.receipt_row)
     if plan.confirmation_row is not None:
         conn.execute(INSERT_CONFIRMATION, plan.confirmation_row)
+    if plan.outbox:
+        conn.execute(INSERT_MAIL, plan.outbox)

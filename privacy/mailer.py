@@ -11,15 +11,12 @@ is logged.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
-import queue
 import smtplib
 import ssl
 import tempfile
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -349,59 +346,3 @@ def mailer_from_config(smtp_url: str | None, mail_dir: Path, sender: str) -> Mai
     if smtp_url and smtp_url.strip():
         return SmtpMailer(smtp_url.strip(), sender)
     return FileMailer(mail_dir, sender)
-
-
-class BackgroundMailer:
-    """Hands mails to ``inner`` on one daemon thread per process.
-
-    A sign-up must not wait for an SMTP round trip or two fsyncs. The queue is bounded;
-    when it is full, ``send`` delivers in the caller's thread instead of dropping mail.
-    A mail still queued when the process is killed is lost: the customer's next sign-up
-    sends the confirmation again. ``flush`` waits until the queue is empty.
-    """
-
-    def __init__(self, inner: Mailer, maxsize: int = 10_000) -> None:
-        self.inner = inner
-        self._queue: queue.Queue[OutgoingMail] = queue.Queue(maxsize)
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-
-    def _ensure_thread(self) -> None:
-        # After a fork (gunicorn workers) the parent's thread is gone: start one per process.
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="mailer", daemon=True)
-                self._thread.start()
-                atexit.register(self.flush, 10.0)
-
-    def send(self, mail: OutgoingMail) -> None:
-        self._ensure_thread()
-        try:
-            self._queue.put_nowait(mail)
-        except queue.Full:
-            self.inner.send(mail)
-
-    def _run(self) -> None:
-        while True:
-            mail = self._queue.get()
-            try:
-                self.inner.send(mail)
-            except Exception:
-                log.exception("background mail delivery failed")
-            finally:
-                self._queue.task_done()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued mail was handed on; False if ``timeout`` ran out."""
-        done = threading.Event()
-
-        def wait() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        return done.wait(timeout)

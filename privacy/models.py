@@ -220,3 +220,20 @@ class Receipt(db.Model):  # type: ignore[name-defined]
     subject_id: Mapped[str] = mapped_column(String(36), index=True)
     jws: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class OutboxMail(db.Model):  # type: ignore[name-defined]
+    """A mail waiting to be sent, sealed under its subject's data key.
+
+    Shredding the subject's key makes a queued mail unreadable, and deleting the subject
+    deletes it: an erased person is not mailed. Sent mails are deleted.
+    """
+
+    __tablename__ = "mail_outbox"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36), ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)

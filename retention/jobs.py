@@ -10,6 +10,7 @@ from privacy.consent import ConsentService
 from privacy.context import current
 from privacy.db import db, unit_of_work
 from privacy.models import Confirmation, IdempotencyRecord
+from privacy.outbox import deliver_pending
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,13 @@ def purge_confirmations(now: dt.datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def send_mail(now: dt.datetime) -> int:
+    """Deliver the mails waiting in the outbox (double opt-in links, later notices)."""
+    return deliver_pending(db.session(), current(), now)
+
+
 JOBS = {
+    "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
     "purge_idempotency_keys": (purge_idempotency_keys, dt.timedelta(hours=1)),
     "purge_confirmations": (purge_confirmations, dt.timedelta(hours=6)),

@@ -492,34 +492,3 @@ def test_mailer_from_config_falls_back_to_files_without_a_url(
     mailer = mailer_from_config(smtp_url, tmp_path / "mail", SENDER)
     assert isinstance(mailer, FileMailer)
     assert mailer.directory == tmp_path / "mail"
-
-
-def test_background_mailer_delivers_after_the_caller_returns(tmp_path: Path) -> None:
-    from privacy.mailer import BackgroundMailer
-
-    inner = FileMailer(tmp_path / "mail", "Privacy <privacy@example.se>")
-    mailer = BackgroundMailer(inner)
-    for n in range(5):
-        mailer.send(OutgoingMail(to=f"p{n}@example.se", subject="Hej", text="Bekräfta"))
-    assert mailer.flush(10.0)
-    assert len(list((tmp_path / "mail").glob("*.eml"))) == 5
-
-
-def test_background_mailer_survives_a_failing_delivery(tmp_path: Path) -> None:
-    from privacy.mailer import BackgroundMailer
-
-    class Flaky:
-        def __init__(self) -> None:
-            self.sent: list[str] = []
-
-        def send(self, mail: OutgoingMail) -> None:
-            if mail.to.startswith("bad"):
-                raise RuntimeError("smtp down")
-            self.sent.append(mail.to)
-
-    inner = Flaky()
-    mailer = BackgroundMailer(inner)
-    mailer.send(OutgoingMail(to="bad@example.se", subject="x", text="x"))
-    mailer.send(OutgoingMail(to="good@example.se", subject="x", text="x"))
-    assert mailer.flush(10.0)
-    assert inner.sent == ["good@example.se"]

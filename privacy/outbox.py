@@ -1,0 +1,99 @@
+"""A durable outbox for mail to customers.
+
+A request only inserts a row (the mail sealed under the subject's data key) in the same
+transaction as the consent it belongs to, so a mail is sent if and only if its consent
+was recorded, and no request waits for SMTP or disk. The scheduler process delivers
+(``deliver_pending``): it leases a batch, sends each mail, and deletes what was sent;
+a failed send is retried with exponential backoff.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from privacy.context import PrivacyContext
+from privacy.crypto import Crypto, CryptoError
+from privacy.db import unit_of_work
+from privacy.mailer import OutgoingMail
+from privacy.models import OutboxMail, Subject
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(minutes=5)
+FIRST_RETRY = dt.timedelta(seconds=30)
+LAST_RETRY = dt.timedelta(hours=1)
+MAX_ATTEMPTS = 12
+_O = OutboxMail.__table__
+INSERT_MAIL = insert(_O)
+
+
+def _context(mail_id: str) -> str:
+    return f"outbox/{mail_id}"
+
+
+def sealed_row(crypto: Crypto, dek: bytes, subject_id: str, mail: OutgoingMail, now: dt.datetime) -> dict[str, Any]:
+    """The outbox row for ``mail``: its content sealed under the subject's data key."""
+    mail_id = str(uuid.uuid4())
+    content = json.dumps({"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html,
+                          "headers": dict(mail.headers)})
+    return {"id": mail_id, "subject_id": subject_id, "created_at": now, "next_attempt_at": now, "attempts": 0,
+            "last_error": None, "sealed": crypto.encrypt_field(dek, subject_id, _context(mail_id), content)}
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LAST_RETRY)
+
+
+def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, limit: int = 200) -> int:
+    """Send the mails that are due; returns how many were sent."""
+    with unit_of_work() as tx:
+        due = select(_O.c.id).where(_O.c.next_attempt_at <= now).order_by(_O.c.created_at).limit(limit)
+        ids = list(tx.scalars(due.with_for_update(skip_locked=True)))
+        if ids:
+            tx.execute(update(_O).where(_O.c.id.in_(bindparam("ids", expanding=True)))
+                       .values(next_attempt_at=now + LEASE), {"ids": ids})
+    sent = 0
+    for mail_id in ids:
+        row = session.get(OutboxMail, mail_id)
+        subject = session.get(Subject, row.subject_id) if row else None
+        if row is None or subject is None:
+            continue
+        try:
+            content = json.loads(ctx.crypto.decrypt_field(ctx.crypto.data_key(subject), subject.id,
+                                                          _context(mail_id), row.sealed))
+        except CryptoError:
+            log.warning("outbox mail %s can no longer be opened (subject key destroyed); dropped", mail_id)
+            _finish(mail_id)
+            continue
+        try:
+            ctx.mailer.send(OutgoingMail(to=content["to"], subject=content["subject"], text=content["text"],
+                                         html=content["html"], headers=content["headers"]))
+        except Exception as exc:  # any delivery failure: back off and try again later
+            _retry(mail_id, row.attempts + 1, type(exc).__name__, now)
+            continue
+        _finish(mail_id)
+        sent += 1
+    session.rollback()
+    return sent
+
+
+def _finish(mail_id: str) -> None:
+    with unit_of_work() as tx:
+        tx.execute(delete(_O).where(_O.c.id == mail_id))
+
+
+def _retry(mail_id: str, attempts: int, error: str, now: dt.datetime) -> None:
+    with unit_of_work() as tx:
+        if attempts >= MAX_ATTEMPTS:
+            log.error("outbox mail %s failed %d times (%s); dropped", mail_id, attempts, error)
+            tx.execute(delete(_O).where(_O.c.id == mail_id))
+            return
+        log.warning("outbox mail %s failed (%s); attempt %d, retrying later", mail_id, error, attempts)
+        tx.execute(update(_O).where(_O.c.id == mail_id).values(
+            attempts=attempts, last_error=error[:200], next_attempt_at=now + _backoff(attempts)))

@@ -1,0 +1,73 @@
+"""The mail outbox: mails leave with the scheduler, sealed until then, retried on failure."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from privacy.context import current, utcnow
+from privacy.crypto import shred
+from privacy.db import db
+from privacy.mailer import OutgoingMail
+from privacy.models import OutboxMail, Subject
+from privacy.outbox import deliver_pending
+from tests.conftest import SIGNUP, Mailbox
+
+
+def _queued(app: Flask) -> list[OutboxMail]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(OutboxMail)))
+        db.session.expunge_all()
+        return rows
+
+
+def test_a_sign_up_queues_its_mail_sealed_and_the_job_sends_it(app: Flask, client: FlaskClient,
+                                                               writer: dict[str, str], mailbox: Mailbox) -> None:
+    client.post("/v1/consents", json=SIGNUP, headers=writer)
+    (row,) = _queued(app)
+    assert b"anna" not in row.sealed.lower()
+    assert mailbox.deliver() == 1
+    assert _queued(app) == []
+    assert len(mailbox.to("anna@example.se")) == 1
+    assert mailbox.deliver() == 0  # sent once
+
+
+def test_a_refused_sign_up_queues_no_mail(app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+    body = {**SIGNUP, "subject": {**SIGNUP["subject"], "birth_date": "2020-01-01"}}
+    assert client.post("/v1/consents", json=body, headers=writer).status_code == 422
+    assert _queued(app) == []
+
+
+def test_mail_to_a_shredded_subject_is_never_sent(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                  mailbox: Mailbox) -> None:
+    sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
+    with app.app_context():
+        shred(db.session.get(Subject, sid), utcnow())
+        db.session.commit()
+    assert mailbox.deliver() == 0
+    assert _queued(app) == [] and mailbox.messages() == []
+
+
+class _Down:
+    def send(self, mail: OutgoingMail) -> None:
+        raise ConnectionRefusedError("smtp down")
+
+
+def test_a_failed_send_is_retried_later_with_backoff(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                     mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    client.post("/v1/consents", json=SIGNUP, headers=writer)
+    now = utcnow()
+    with app.app_context():
+        real = current().mailer
+        monkeypatch.setattr(current(), "mailer", _Down())
+        assert deliver_pending(db.session(), current(), now) == 0
+        (row,) = _queued(app)
+        assert row.attempts == 1 and row.last_error == "ConnectionRefusedError"
+        assert row.next_attempt_at > now
+        assert deliver_pending(db.session(), current(), now + dt.timedelta(seconds=1)) == 0  # not due yet
+        monkeypatch.setattr(current(), "mailer", real)
+        assert deliver_pending(db.session(), current(), now + dt.timedelta(minutes=2)) == 1
+    assert len(mailbox.messages()) == 1
