@@ -16,12 +16,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from privacy.consent_plan import ACTIVE, Planner, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
+from privacy.crypto import Crypto
 from privacy.db import unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
@@ -46,53 +47,41 @@ class ConsentCommand:
     notice_version: str | dict[str, str] | None = None
     gpc: bool = False
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, crypto: Crypto) -> str:
+        """A keyed MAC of the request (it holds personal data, so no plain hash is stored)."""
         body = {"purposes": self.purposes, "source": self.source, "subject": self.subject,
                 "subject_id": self.subject_id, "notice_version": self.notice_version, "gpc": self.gpc}
-        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        return crypto.link_token("idempotency", json.dumps(body, sort_keys=True, default=str))
 
 
-def _check_query(by_email: bool, with_cutoff: bool) -> Any:
-    """Who is allowed among a chunk of keys: one statement, built once, bound per call."""
-    column = Subject.email_index if by_email else Subject.id
-    conditions = [column.in_(bindparam("keys", expanding=True)), ConsentState.purpose == bindparam("purpose"),
-                  ConsentState.status == "granted", Subject.restricted.is_(False)]
-    if with_cutoff:
-        conditions.append(ConsentState.granted_at >= bindparam("cutoff"))
-    return select(column).join(ConsentState, ConsentState.subject_id == Subject.id).where(*conditions)
-
-
-CHECK_QUERIES = {(e, c): _check_query(e, c) for e in (True, False) for c in (True, False)}
-
-
-SMALL_CHECK = 100
-
-
-def bulk_allowed(conn: Any, by_email: bool, keys: list[Any], purpose: str, cutoff: dt.datetime | None) -> set[Any]:
-    """The allowed keys among many, in driver-level SQL.
+def allowed_among(conn: Any, by_email: bool, keys: list[Any], purpose: str, cutoff: dt.datetime | None
+                  ) -> set[Any]:
+    """The allowed keys among ``keys`` (blind indexes or subject ids), in driver-level SQL.
 
     SQLAlchemy compiles an expanding IN parameter by parameter, which costs more than the
     query itself at 100,000 inputs. PostgreSQL takes the keys as one array (``= ANY``);
-    SQLite takes chunks of ``CHECK_CHUNK`` placeholders (its variable limit is 32,766).
+    SQLite takes chunks of ``CHECK_CHUNK`` placeholders (its variable limit is 32,766) and
+    a CROSS JOIN, which pins the join order to "look each key up in subjects first": from
+    about 100 keys on, its planner otherwise walks every granted state of the purpose.
     """
     column = "email_index" if by_email else "id"
     granted_at = ConsentState.__table__.c.granted_at.type.bind_processor(conn.dialect)
     when = granted_at(cutoff) if (granted_at and cutoff is not None) else cutoff
-    base = ("SELECT s.{col} FROM subjects s JOIN consent_states c ON c.subject_id = s.id "
+    base = ("SELECT s.{col} FROM subjects s {join} consent_states c ON c.subject_id = s.id "
             "WHERE c.purpose = {p} AND c.status = 'granted' AND s.restricted = {f}{cut} AND s.{col} {keys}")
     found: set[Any] = set()
     if conn.dialect.name == "postgresql":
-        sql = base.format(col=column, p="%(purpose)s", f="false", keys="= ANY(%(keys)s)",
+        sql = base.format(col=column, join="JOIN", p="%(purpose)s", f="false", keys="= ANY(%(keys)s)",
                           cut=" AND c.granted_at >= %(cutoff)s" if cutoff is not None else "")
-        rows = conn.exec_driver_sql(sql, {"purpose": purpose, "keys": keys, "cutoff": when})
+        rows = conn.exec_driver_sql(sql, {"purpose": purpose, "keys": keys, "cutoff": when}).cursor.fetchall()
         found.update(bytes(r[0]) if by_email else r[0] for r in rows)
         return found
     for start in range(0, len(keys), CHECK_CHUNK):
         chunk = keys[start:start + CHECK_CHUNK]
-        sql = base.format(col=column, p="?", f="0", keys=f"IN ({','.join('?' * len(chunk))})",
+        sql = base.format(col=column, join="CROSS JOIN", p="?", f="0", keys=f"IN ({','.join('?' * len(chunk))})",
                           cut=" AND c.granted_at >= ?" if cutoff is not None else "")
         params = (purpose, *([when] if cutoff is not None else []), *chunk)
-        found.update(r[0] for r in conn.exec_driver_sql(sql, params))
+        found.update(r[0] for r in conn.exec_driver_sql(sql, params).cursor.fetchall())
     return found
 
 
@@ -131,6 +120,7 @@ class ConsentService:
             # Another process may have just added the purpose or notice version: look again.
             catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
         planner = Planner(self.ctx)
+        fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
         for attempt in range(WRITE_ATTEMPTS):
             conn = self.session.connection()
             subject = planner.find_subject(conn, values, cmd.subject_id)
@@ -140,7 +130,7 @@ class ConsentService:
             try:
                 with unit_of_work() as session:
                     if idempotency:
-                        replay = self._replay(session, idempotency, cmd.fingerprint())
+                        replay = self._replay(session, idempotency, fingerprint)
                         if replay is not None:
                             return replay
                     if not still_current(session.connection(), plan):
@@ -148,7 +138,7 @@ class ConsentService:
                     write(session, plan, now)
                     if idempotency:
                         session.add(IdempotencyRecord(api_key_id=idempotency[0], key=idempotency[1],
-                                                      request_hash=cmd.fingerprint(), status_code=201,
+                                                      request_hash=fingerprint, status_code=201,
                                                       response=json.dumps(plan.body), created_at=now))
                 break
             except (IntegrityError, _Stale):
@@ -348,14 +338,7 @@ class ConsentService:
             keys = list(inputs)
         cutoff = now - dt.timedelta(days=purpose.consent_valid_days) if purpose.consent_valid_days else None
         unique = list(dict.fromkeys(keys))
-        if len(unique) <= SMALL_CHECK:
-            query = CHECK_QUERIES[(emails is not None, cutoff is not None)]
-            params: dict[str, Any] = {"purpose": purpose_code, "keys": unique}
-            if cutoff is not None:
-                params["cutoff"] = cutoff
-            allowed_keys: set[Any] = set(self.session.scalars(query, params))
-        else:
-            allowed_keys = bulk_allowed(self.session.connection(), emails is not None, unique, purpose_code, cutoff)
+        allowed_keys = allowed_among(self.session.connection(), emails is not None, unique, purpose_code, cutoff)
         allowed: list[str] = []
         denied: list[str] = []
         for given, key in zip(inputs, keys, strict=True):
