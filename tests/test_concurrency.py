@@ -1,0 +1,48 @@
+"""Two worker processes recording at once: nothing is lost, the ledger stays one chain."""
+from __future__ import annotations
+
+import multiprocessing
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.conftest import MASTER_KEY, SIGNUP
+
+
+def _worker(config: dict[str, Any], token: str, prefix: str, count: int, queue: Any) -> None:
+    from api import create_app
+
+    app = create_app(config)
+    client = app.test_client()
+    statuses = []
+    for i in range(count):
+        email = "shared@example.se" if i % 5 == 0 else f"{prefix}{i}@example.se"
+        purposes = {"profiling": i % 2 == 0, "loyalty_club": True}
+        body = {**SIGNUP, "subject": {**SIGNUP["subject"], "email": email}, "purposes": purposes}
+        statuses.append(client.post("/v1/consents", json=body, headers={"Authorization": f"Bearer {token}"})
+                        .status_code)
+    queue.put(statuses)
+
+
+@pytest.mark.slow
+def test_two_processes_recording_at_once_lose_nothing(app: Flask, auth: Any, admin: dict[str, str]) -> None:
+    token = auth("consent:write")["Authorization"].split()[1]
+    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(config, token, p, 40, queue)) for p in ("a", "b")]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=120) for _ in workers]
+    for w in workers:
+        w.join(timeout=30)
+    assert all(status == 201 for statuses in results for status in statuses), results
+    client = app.test_client()
+    verify = client.get("/v1/audit/verify", headers=admin).json
+    assert verify["ok"] is True
+    check = client.post("/v1/consents/check", headers=auth("consent:read"), json={
+        "purpose": "loyalty_club", "emails": [f"{p}{i}@example.se" for p in "ab" for i in range(40) if i % 5]
+        + ["shared@example.se"]})
+    assert len(check.json["allowed"]) == 2 * 32 + 1 and check.json["denied"] == []
