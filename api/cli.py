@@ -131,6 +131,7 @@ def audit_verify() -> None:
 def scheduler() -> None:
     """Run the scheduled jobs in the foreground (one such process per deployment)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
     sched = build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs()), err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
@@ -142,10 +143,11 @@ def scheduler() -> None:
 @with_appcontext
 def demo(members: int) -> None:
     """Load demo members (idempotent) and print fresh demo API keys."""
-    count, tokens = load_demo(members)
+    count, tokens, samples = load_demo(members)
     click.echo(f"{count} demo members recorded. Demo API keys (new on every run):")
     for name, token in tokens.items():
         click.echo(f"  {name:<16} {token}")
+    click.echo("Members to try: " + ", ".join(samples))
 
 
 def register_commands(app: Flask) -> None:

@@ -18,10 +18,11 @@ DEMO_KEYS = {"demo-signup": ["consent:write"], "demo-marketing": ["consent:read"
              "demo-officer": ["requests:manage"], "demo-admin": ["admin"]}
 
 
-def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str]]:
+def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str], list[str]]:
     """Record ``members`` sign-ups (idempotent by e-mail) and issue fresh demo API keys."""
     rng = random.Random(seed)
     service = ConsentService(db.session(), current())
+    samples: list[str] = []
     for n in range(members):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         born = f"{rng.randint(1950, 2005)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
@@ -29,6 +30,8 @@ def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str]]:
                    "country": rng.choice(COUNTRIES), "birth_date": born, "postal_code": f"{rng.randint(10000, 98999)}"}
         purposes = {"loyalty_club": True, "marketing_email": rng.random() < 0.6, "sms": rng.random() < 0.3,
                     "profiling": rng.random() < 0.4}
+        if n < 3:
+            samples.append(subject["email"])
         service.record(ConsentCommand(purposes=purposes, subject=subject, notice_version="2026-11-01",
                                       source={"form": "demo-import", "channel": "store"}), utcnow())
     keys = {}
@@ -37,4 +40,4 @@ def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str]]:
             for old in session.scalars(select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))):
                 revoke_key(session, old.id, "cli:demo", utcnow())
             keys[name] = create_key(session, name, scopes, "cli:demo", utcnow())[1]
-    return members, keys
+    return members, keys, samples

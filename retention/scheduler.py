@@ -19,7 +19,8 @@ def run_job(app: Flask, name: str, job: Callable[..., int]) -> int:
     with app.app_context():
         try:
             count = job(utcnow())
-            log.info("job %s done: %d", name, count)
+            if count:
+                log.info("job %s: %d", name, count)
             return count
         except Exception:
             log.exception("job %s failed; it runs again at its next time", name)
