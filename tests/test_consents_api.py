@@ -228,3 +228,12 @@ def test_scopes_are_enforced(client: FlaskClient, writer: dict[str, str], reader
     check = {"purpose": "profiling", "emails": ["a@b.se"]}
     assert client.post("/v1/consents/check", json=check, headers=writer).status_code == 403
     assert client.get("/v1/subjects", query_string={"email": "a@b.se"}, headers=reader).status_code == 403
+
+
+def test_a_source_url_keeps_no_query_string_in_the_ledger(client: FlaskClient, writer: dict[str, str],
+                                                          reader: dict[str, str]) -> None:
+    source = {"form": "signup-web", "channel": "web",
+              "url": "https://user:pw@shop.example.se:8443/join?email=anna%40example.se#top"}
+    sid = client.post("/v1/consents", json=signup(source=source), headers=writer).json["subject_id"]
+    events = client.get(f"/v1/subjects/{sid}/consents/history", headers=reader).json["events"]
+    assert {e["source"]["url"] for e in events} == {"https://shop.example.se:8443/join"}

@@ -1,7 +1,10 @@
 """Shapes of the consent routes (validation of shape only; values are the service's job)."""
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from api.schema_fields import FastStringList, StrictBoolean, StringOrMap, no_control_characters
 
@@ -17,7 +20,18 @@ class SourceSchema(StrictSchema):
     form = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_control_characters])
     channel = fields.String(required=True, validate=[validate.Length(min=1, max=50), no_control_characters])
     campaign = fields.String(validate=[validate.Length(min=1, max=100), no_control_characters])
-    url = fields.Url(validate=validate.Length(max=500))
+    url = fields.Url(validate=validate.Length(max=500),
+                     metadata={"description": "the form's page; its query string and fragment are not kept"})
+
+    @post_load
+    def _strip_url(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # The ledger is append-only and outlives erasure: a sign-up page URL such as
+        # ?email=anna@... must not carry personal data into it.
+        if "url" in data:
+            parts = urlsplit(data["url"])
+            host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            data["url"] = urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return data
 
 
 class ConsentRequestSchema(StrictSchema):
