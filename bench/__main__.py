@@ -97,7 +97,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="alternating baseline/service measurements per scenario; each side reports "
-        "its best round (default 3, quick 1)",
+        "its median round (default 3, quick 1)",
     )
     parser.add_argument(
         "--connections",
@@ -192,12 +192,19 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def median_round(rounds: list[LoadResult]) -> LoadResult:
+    """The round with the median req/s (the lower middle one for an even count)."""
+    ordered = sorted(rounds, key=lambda r: r.rps)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 @dataclass
 class Comparison:
     """A load scenario's measurements, round by round, and its verdict.
 
-    Each side's figure is its best round (highest req/s): other work on the machine only
-    ever slows a round down, so the best round is the least disturbed one.
+    Each side's figure is its median round by req/s (the project reports medians: a
+    best round flatters whichever side got the quieter moment). Rounds alternate between
+    the sides, so both see the same drift of the machine.
     """
 
     name: str
@@ -208,13 +215,13 @@ class Comparison:
 
     @property
     def service(self) -> LoadResult:
-        """The service's best round."""
-        return max(self.service_rounds, key=lambda r: r.rps)
+        """The service's median round."""
+        return median_round(self.service_rounds)
 
     @property
     def baseline(self) -> LoadResult:
-        """The baseline's best round."""
-        return max(self.baseline_rounds, key=lambda r: r.rps)
+        """The baseline's median round."""
+        return median_round(self.baseline_rounds)
 
     @property
     def ratio(self) -> float:
@@ -499,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"load: wrk --threads {args.threads} --connections {args.connections} "
             f"--duration {args.duration}s --timeout 10s --latency; warm-up {args.warmup}s, "
-            f"{args.rounds} alternating round(s) per side, best round reported"
+            f"{args.rounds} alternating round(s) per side, median round reported"
         )
     else:
         print(
