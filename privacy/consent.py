@@ -239,6 +239,10 @@ class ConsentService:
 
     def _check_subject(self, subject: Any, cmd: ConsentCommand, values: dict[str, str]) -> None:
         if cmd.subject_id is None:
+            if subject is not None and subject.wrapped_key is None:
+                # Erased (crypto-shredded): a new sign-up must not quietly bring the person back.
+                raise Conflict("this person's data was erased; a new sign-up needs the erasure to be lifted",
+                               {"subject.email": ["belongs to an erased subject"]}, code="subject_erased")
             return
         if subject is None or subject.wrapped_key is None:
             raise NotFound(f"subject '{cmd.subject_id}' not found", {"subject_id": ["not found"]})

@@ -113,3 +113,13 @@ def test_an_interrupted_rotation_resumes(app: Flask, client: FlaskClient, writer
         assert rotate_master(db.session, old, new, utcnow(), batch_size=2) == 5 - moved_first
         for subject in db.session.scalars(select(Subject)):
             new.data_key(subject)  # every key opens under the new master key
+
+
+def test_a_shredded_subject_is_not_revived_by_a_new_sign_up(app: Flask, client: FlaskClient,
+                                                            writer: dict[str, str]) -> None:
+    sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
+    with app.app_context():
+        shred(db.session.get(Subject, sid), utcnow())
+        db.session.commit()
+    r = client.post("/v1/consents", json=SIGNUP, headers=writer)
+    assert r.status_code == 409 and r.json["error"]["code"] == "subject_erased"
