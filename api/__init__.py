@@ -91,7 +91,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         if ready.is_set():
             return
         with lock:
-            if not ready.is_set() and not bootstrap(app):
+            try:
+                booted = ready.is_set() or bootstrap(app)
+            except (OperationalError, ProgrammingError) as exc:
+                db.session.rollback()
+                raise NotReady("the database does not answer") from exc
+            if not booted:
                 raise NotReady("the database schema is missing: run 'privacy db upgrade'")
             ready.set()
 

@@ -64,3 +64,12 @@ def test_the_console_script_migrates_an_empty_database(tmp_path: Path) -> None:
     assert up.returncode == 0, up.stderr
     verify = subprocess.run([*cli, "audit", "verify"], env=env, capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stdout.startswith("ok")
+
+
+def test_health_answers_503_while_the_database_is_away(tmp_path: Path) -> None:
+    from api import create_app
+
+    app = create_app({"INSTANCE_DIR": str(tmp_path), "MASTER_KEY": MASTER_KEY,
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"})
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503 and r.json["error"]["code"] in ("unavailable", "not_ready")

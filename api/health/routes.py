@@ -7,8 +7,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from privacy.db import db
+from privacy.errors import ServiceError
+
+
+class Unavailable(ServiceError):
+    status = 503
+    code = "unavailable"
+
 
 blp = Blueprint("health", __name__, url_prefix="/healthz", description="Health")
 
@@ -21,6 +29,10 @@ class HealthSchema(Schema):
 class Health(MethodView):
     @blp.response(200, HealthSchema)
     def get(self) -> dict[str, Any]:
-        """``{"status": "ok"}`` once the database answers."""
-        db.session.execute(text("SELECT 1"))
+        """``{"status": "ok"}`` once the database answers; 503 while it does not."""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            db.session.rollback()
+            raise Unavailable("the database does not answer") from exc
         return {"status": "ok"}
