@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from privacy.db import unit_of_work
 from privacy.errors import InvalidInput
 from privacy.ledger import append_audit
 from privacy.models import NoticeVersion, Purpose
-from privacy.policy import Policy, PurposeDef, flatten_errors, validate_purpose_body
+from privacy.policy import CODE_PATTERN, Policy, PurposeDef, flatten_errors, validate_purpose_body
 
 log = logging.getLogger(__name__)
 STAMP_QUERY = select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)
@@ -152,21 +154,24 @@ def sync_from_policy(session: Session, policy: Policy, now: dt.datetime) -> None
         log.info("policy sync raced with another process; keeping its result")
 
 
-def put_purpose(session: Session, policy: Policy, code: str, body: Any, actor: str, now: dt.datetime) -> PurposeDef:
-    """Create or replace a purpose from the admin API; audited."""
+def put_purpose(policy: Policy, code: str, body: Any, actor: str, now: dt.datetime) -> PurposeDef:
+    """Create or replace a purpose from the admin API, in its own audited transaction."""
     if not isinstance(body, dict):
         raise InvalidInput.field("_body", "must be a JSON object")
+    if not re.fullmatch(CODE_PATTERN, code):
+        raise InvalidInput.field("code", "must be lower_snake_case, 1-64 characters")
     try:
         purpose = validate_purpose_body(code, body, policy)
     except ValidationError as exc:
         raise InvalidInput.fields(flatten_errors(exc.messages)) from exc
-    row = session.get(Purpose, code)
-    file_entry = next((p for p in policy.purposes if p.code == code), None)
-    file_digest = file_entry.digest() if file_entry else (row.file_digest if row else None)
-    before = row.definition if row else None
-    stored = _store(session, purpose, "api", file_digest, now)
-    append_audit(session, actor, "purpose.put", now, target=code,
-                 details={"created": before is None, "notice_version": (stored.notice or {}).get("version")})
+    with unit_of_work() as session:
+        row = session.get(Purpose, code)
+        file_entry = next((p for p in policy.purposes if p.code == code), None)
+        file_digest = file_entry.digest() if file_entry else (row.file_digest if row else None)
+        created = row is None
+        stored = _store(session, purpose, "api", file_digest, now)
+        append_audit(session, actor, "purpose.put", now, target=code,
+                     details={"created": created, "notice_version": (stored.notice or {}).get("version")})
     return stored
 
 
