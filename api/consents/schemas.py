@@ -41,7 +41,10 @@ class ConsentRequestSchema(StrictSchema):
     subject_id = fields.UUID(metadata={"description": "update this subject instead of finding it by e-mail"})
     purposes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=StrictBoolean(),
                            required=True, validate=validate.Length(min=1, max=50))
-    notice_version = StringOrMap(metadata={"description": "the notice version the form showed, or one per purpose"})
+    notice_version = StringOrMap(metadata={
+        "description": "the notice version the form showed, or one per purpose",
+        "oneOf": [{"type": "string", "maxLength": 64},
+                  {"type": "object", "additionalProperties": {"type": "string", "maxLength": 64}}]})
     source = fields.Nested(SourceSchema, required=True)
 
 
@@ -61,8 +64,12 @@ class ConsentRecordedSchema(Schema):
 
 class CheckRequestSchema(StrictSchema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    emails = FastStringList(MAX_CHECK_INPUTS)
-    subject_ids = FastStringList(MAX_CHECK_INPUTS, max_length=64)
+    emails = FastStringList(MAX_CHECK_INPUTS, metadata={
+        "type": "array", "items": {"type": "string", "maxLength": 320}, "minItems": 1, "maxItems": MAX_CHECK_INPUTS,
+        "description": "e-mails to check, echoed as given in allowed or denied"})
+    subject_ids = FastStringList(MAX_CHECK_INPUTS, max_length=64, metadata={
+        "type": "array", "items": {"type": "string", "maxLength": 64}, "minItems": 1, "maxItems": MAX_CHECK_INPUTS,
+        "description": "subject ids instead of e-mails"})
 
     @validates_schema
     def _one_list(self, data: dict[str, object], **_: object) -> None:
