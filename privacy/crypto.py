@@ -308,23 +308,27 @@ def rotate_master(
     if session.get(MasterKey, new.master_key_id) is None:
         session.add(MasterKey(key_id=new.master_key_id, status="rotating", created_at=now))
         session.commit()
-    moved = 0
-    while True:
-        subjects = list(
-            session.scalars(
-                select(Subject).where(Subject.master_key_id == old.master_key_id).limit(batch_size)
-            )
-        )
+    moved, last = 0, ""
+    while True:  # walk the primary key, so that no index on master_key_id is needed
+        subjects = list(session.scalars(select(Subject).where(Subject.id > last).order_by(Subject.id)
+                                        .limit(batch_size)))
         if not subjects:
             break
-        for subject in subjects:
+        batch = [s for s in subjects if s.master_key_id == old.master_key_id]
+        for subject in batch:
             dek = old.data_key(subject)
             subject.wrapped_key = _seal(new._master, dek, f"dek|{subject.id}".encode())
             subject.master_key_id = new.master_key_id
         session.commit()
-        moved += len(subjects)
-        if progress:
-            progress(len(subjects))
+        last = subjects[-1].id
+        moved += len(batch)
+        if progress and batch:
+            progress(len(batch))
+    late = list(session.scalars(select(Subject).where(Subject.master_key_id == old.master_key_id)))
+    for subject in late:  # signed up behind the walk while it ran
+        subject.wrapped_key = _seal(new._master, old.data_key(subject), f"dek|{subject.id}".encode())
+        subject.master_key_id = new.master_key_id
+    moved += len(late)
     for entry in session.scalars(select(KeyringEntry).where(KeyringEntry.master_key_id == old.master_key_id)):
         entry.wrapped = new.wrap_secret(entry.name, old.unwrap_secret(entry.name, entry.wrapped))
         entry.master_key_id = new.master_key_id
