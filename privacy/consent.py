@@ -250,9 +250,6 @@ class ConsentService:
             raise InvalidInput.field("subject.email", "does not belong to subject_id; e-mail changes "
                                      "go through a rectification request")
 
-    def withdraw_url(self, subject_id: str, purpose: str) -> str:
-        return Planner(self.ctx).withdraw_url(subject_id, purpose)
-
     def confirm(self, token: str, now: dt.datetime, source: dict[str, Any]) -> dict[str, Any]:
         """Follow a double opt-in link (POST only): pending purposes become granted."""
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -269,18 +266,22 @@ class ConsentService:
             states = {s.purpose: s for s in session.scalars(select(ConsentState).where(
                 ConsentState.subject_id == conf.subject_id, ConsentState.purpose.in_(purposes)))}
             pending = [states[p] for p in purposes if p in states and states[p].status == "pending"]
-            rows = append_consent_events(session, [
-                {"subject_id": conf.subject_id, "purpose": s.purpose, "action": "confirmed", "status": "granted",
-                 "notice_version": s.notice_version, "text_hash": self._text_hash_of(session, s),
-                 "source": json.dumps(source, sort_keys=True), "recorded_at": now} for s in pending])
-            for state, row in zip(pending, rows, strict=True):
-                state.status, state.recorded_at, state.granted_at, state.event_seq = "granted", now, now, row["seq"]
+            self._move(session, pending, "confirmed", "granted", source, now)
             return {"subject_id": conf.subject_id, "confirmed": [s.purpose for s in pending]}
 
-    @staticmethod
-    def _text_hash_of(session: Session, state: ConsentState) -> str | None:
-        return session.scalars(select(ConsentEvent.text_hash).where(
-            ConsentEvent.seq == state.event_seq)).one_or_none()
+    def _move(self, session: Session, states: list[ConsentState], action: str, status: str,
+              source: dict[str, Any], now: dt.datetime) -> None:
+        """Append one ledger event per state and move the states along, in one go."""
+        catalogue = load_catalogue(session)
+        rows = append_consent_events(session, [
+            {"subject_id": s.subject_id, "purpose": s.purpose, "action": action, "status": status,
+             "notice_version": s.notice_version, "recorded_at": now, "source": json.dumps(source, sort_keys=True),
+             "text_hash": catalogue.notice_hash(s.purpose, s.notice_version) if s.notice_version else None}
+            for s in states])
+        for state, row in zip(states, rows, strict=True):
+            state.status, state.recorded_at, state.event_seq = status, now, row["seq"]
+            if status == "granted":
+                state.granted_at = now
 
     def withdraw_by_link(self, subject_id: str, purpose: str, token: str, now: dt.datetime) -> dict[str, Any]:
         """One-click withdrawal from a mailed link (RFC 8058): as easy as giving."""
@@ -290,11 +291,7 @@ class ConsentService:
             state = session.get(ConsentState, (subject_id, purpose))
             if state is None or state.status not in ACTIVE:
                 return {"subject_id": subject_id, "purpose": purpose, "status": state.status if state else "none"}
-            (row,) = append_consent_events(session, [
-                {"subject_id": subject_id, "purpose": purpose, "action": "withdrawn", "status": "withdrawn",
-                 "notice_version": state.notice_version, "text_hash": self._text_hash_of(session, state),
-                 "source": json.dumps({"channel": "email", "form": "withdraw-link"}), "recorded_at": now}])
-            state.status, state.recorded_at, state.event_seq = "withdrawn", now, row["seq"]
+            self._move(session, [state], "withdrawn", "withdrawn", {"channel": "email", "form": "withdraw-link"}, now)
             return {"subject_id": subject_id, "purpose": purpose, "status": "withdrawn"}
 
     # --- reading --------------------------------------------------------------------
@@ -382,13 +379,8 @@ class ConsentService:
                     states = list(session.scalars(select(ConsentState).where(
                         ConsentState.purpose == purpose.code, ConsentState.status == "granted",
                         ConsentState.granted_at < cutoff).limit(batch_size)))
-                    rows = append_consent_events(session, [
-                        {"subject_id": s.subject_id, "purpose": s.purpose, "action": "expired", "status": "expired",
-                         "notice_version": s.notice_version, "text_hash": None,
-                         "source": json.dumps({"channel": "scheduler", "form": "consent-expiry"}),
-                         "recorded_at": now} for s in states])
-                    for state, row in zip(states, rows, strict=True):
-                        state.status, state.recorded_at, state.event_seq = "expired", now, row["seq"]
+                    self._move(session, states, "expired", "expired",
+                               {"channel": "scheduler", "form": "consent-expiry"}, now)
                 total += len(states)
                 if len(states) < batch_size:
                     break

@@ -233,7 +233,7 @@ class Crypto:
 
         def index(email: str) -> bytes:
             inner = inner_start.copy()
-            inner.update(email.strip().lower().encode())
+            inner.update(normalise_email(email).encode())
             outer = outer_start.copy()
             outer.update(inner.digest())
             return outer.digest()

@@ -58,12 +58,11 @@ def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, lim
         if ids:
             tx.execute(update(_O).where(_O.c.id.in_(bindparam("ids", expanding=True)))
                        .values(next_attempt_at=now + LEASE), {"ids": ids})
+    leased = session.execute(select(OutboxMail, Subject).join(Subject, Subject.id == OutboxMail.subject_id)
+                             .where(OutboxMail.id.in_(ids)).order_by(OutboxMail.created_at)).all() if ids else []
     sent = 0
-    for mail_id in ids:
-        row = session.get(OutboxMail, mail_id)
-        subject = session.get(Subject, row.subject_id) if row else None
-        if row is None or subject is None:
-            continue
+    for row, subject in leased:
+        mail_id = row.id
         try:
             content = json.loads(ctx.crypto.decrypt_field(ctx.crypto.data_key(subject), subject.id,
                                                           _context(mail_id), row.sealed))
