@@ -14,6 +14,7 @@ from flask_smorest import Api
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from api import limits
 from api.audit.routes import blp as audit_blp
 from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
@@ -22,6 +23,7 @@ from api.health.routes import blp as health_blp
 from api.logs import install_log_guards
 from api.purposes.routes import blp as purposes_blp
 from api.receipts.routes import blp as receipts_blp
+from api.requests.routes import blp as requests_blp
 from api.schema_fields import StrictBoolean
 from api.settings import load_settings, master_key_from_instance
 from api.subjects.routes import blp as subjects_blp
@@ -81,7 +83,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     api.register_field(StrictBoolean, "boolean", None)
-    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp):
+    limits.init_app(app)
+    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
     register_commands(app)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from exports.store import instance_store
 from privacy.consent import ConsentService
 from privacy.context import current, utcnow
 from privacy.db import db
+from privacy.requests import RequestService
 
 
 def consent_service() -> ConsentService:
@@ -14,3 +16,7 @@ def consent_service() -> ConsentService:
 
 def now() -> dt.datetime:
     return utcnow()
+
+
+def request_service() -> RequestService:
+    return RequestService(db.session(), current(), packager=instance_store())

@@ -19,6 +19,10 @@ ENVIRONMENT = {
     "PRIVACY_SMTP_URL": "SMTP_URL",
     "PRIVACY_PUBLIC_URL": "PUBLIC_URL",
     "PRIVACY_MAIL_FROM": "MAIL_FROM",
+    "PRIVACY_REQUEST_LIMIT_IP": "REQUEST_LIMIT_IP",
+    "PRIVACY_REQUEST_LIMIT_EMAIL": "REQUEST_LIMIT_EMAIL",
+    "PRIVACY_VERIFY_LIMIT_IP": "VERIFY_LIMIT_IP",
+    "PRIVACY_RATELIMIT_STORAGE_URL": "RATELIMIT_STORAGE_URL",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -29,6 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_URL": None,
     "PUBLIC_URL": "http://localhost:8000",
     "MAIL_FROM": "Privacy <privacy@localhost>",
+    # Flask-Limiter notation: "N per minute|hour|day", several joined with ";".
+    "REQUEST_LIMIT_IP": "10 per minute;50 per day",
+    "REQUEST_LIMIT_EMAIL": "3 per hour;10 per day",
+    "VERIFY_LIMIT_IP": "20 per minute;200 per day",
+    "RATELIMIT_STORAGE_URL": "memory://",
 }
 
 

@@ -283,6 +283,19 @@ class ConsentService:
             if status == "granted":
                 state.granted_at = now
 
+    def withdraw_for(self, session: Session, subject_id: str, purposes: list[str] | None, source: dict[str, Any],
+                     now: dt.datetime) -> list[str]:
+        """Withdraw the subject's active consents for ``purposes`` (all with None) inside the
+        caller's transaction, as objections and erasures do; returns the purposes withdrawn."""
+        query = select(ConsentState).where(ConsentState.subject_id == subject_id,
+                                           ConsentState.status.in_(sorted(ACTIVE)))
+        if purposes is not None:
+            query = query.where(ConsentState.purpose.in_(purposes))
+        states = list(session.scalars(query.order_by(ConsentState.purpose)))
+        if states:
+            self._move(session, states, "withdrawn", "withdrawn", source, now)
+        return [s.purpose for s in states]
+
     def withdraw_by_link(self, subject_id: str, purpose: str, token: str, now: dt.datetime) -> dict[str, Any]:
         """One-click withdrawal from a mailed link (RFC 8058): as easy as giving."""
         if not self.ctx.crypto.check_link_token(token, "withdraw", subject_id, purpose):

@@ -21,9 +21,10 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from privacy.context import PrivacyContext, as_json_time
+from privacy.errors import Conflict
 from privacy.ledger import append_consent_events
 from privacy.mailer import OutgoingMail
-from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField
+from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField, Suppression
 from privacy.outbox import INSERT_MAIL, sealed_row
 from privacy.policy import PurposeDef
 from privacy.purposes import Catalogue
@@ -36,6 +37,7 @@ _CS = ConsentState.__table__
 _SF = SubjectField.__table__
 SUBJECT_COLUMNS = (_S.c.id, _S.c.email_index, _S.c.wrapped_key, _S.c.master_key_id)
 SUBJECT_BY_INDEX = select(*SUBJECT_COLUMNS).where(_S.c.email_index == bindparam("idx"))
+SUPPRESSED = select(Suppression.__table__.c.subject_id).where(Suppression.__table__.c.email_index == bindparam("idx"))
 SUBJECT_BY_ID = select(*SUBJECT_COLUMNS).where(_S.c.id == bindparam("sid"))
 STATES_OF = select(_CS.c.purpose, _CS.c.status, _CS.c.notice_version, _CS.c.recorded_at, _CS.c.granted_at,
                    _CS.c.event_seq).where(_CS.c.subject_id == bindparam("sid"))
@@ -122,7 +124,12 @@ class Planner:
     def find_subject(self, conn: Connection, values: dict[str, str], subject_id: str | None) -> Any:
         if subject_id is not None:
             return conn.execute(SUBJECT_BY_ID, {"sid": subject_id}).first()
-        return conn.execute(SUBJECT_BY_INDEX, {"idx": self.ctx.crypto.blind_index(values["email"])}).first()
+        index = self.ctx.crypto.blind_index(values["email"])
+        subject = conn.execute(SUBJECT_BY_INDEX, {"idx": index}).first()
+        if subject is None and conn.execute(SUPPRESSED, {"idx": index}).first() is not None:
+            raise Conflict("this person's data was erased; a new sign-up needs the erasure to be lifted",
+                           {"subject.email": ["belongs to an erased subject"]}, code="subject_erased")
+        return subject
 
     def plan(self, conn: Connection, subject: Any, source: dict[str, Any], values: dict[str, str],
              wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue,

@@ -168,7 +168,7 @@ class AuditEntry(db.Model):  # type: ignore[name-defined]
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     details: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     prev_hash: Mapped[str] = mapped_column(String(64))
@@ -234,9 +234,110 @@ class OutboxMail(db.Model):  # type: ignore[name-defined]
     __tablename__ = "mail_outbox"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Unindexed: sent mails are deleted, so the table holds only what is due or retrying.
-    subject_id: Mapped[str] = mapped_column(String(36), ForeignKey("subjects.id", ondelete="CASCADE"))
+    # A mail belongs to a subject (sealed under its data key) or to a data-subject request
+    # (sealed under the request's key: the person may not be a known subject).
+    subject_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("requests.id", ondelete="CASCADE"), nullable=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class DataRequest(db.Model):  # type: ignore[name-defined]
+    """A data-subject request (Art. 15-18, 20, 21). Its history is the audit log (target = id).
+
+    What the customer gave (e-mail, changes, purposes) is sealed under the request's own
+    data key: the person may be unknown, and the request outlives an erased subject.
+    """
+
+    __tablename__ = "requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    subject_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    master_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    language: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    extended_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class RequestToken(db.Model):  # type: ignore[name-defined]
+    """A mailed link's token, stored only as its SHA-256: verification (single use) or download."""
+
+    __tablename__ = "request_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # verify | download
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    uses_left: Mapped[int] = mapped_column(Integer)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class RequestTask(db.Model):  # type: ignore[name-defined]
+    """One system's share of a request: this service's own work, or a connected system's."""
+
+    __tablename__ = "request_tasks"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    system: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|in_progress|succeeded|failed|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # sealed under the request key
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class ExportPackage(db.Model):  # type: ignore[name-defined]
+    """An access or portability package: an encrypted zip under the instance folder."""
+
+    __tablename__ = "packages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), ForeignKey("requests.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class HeldField(db.Model):  # type: ignore[name-defined]
+    """A field an erasure had to keep for a legal hold (Art. 17(3)(b)), until the hold ends.
+
+    Sealed under the hold's key for that end month (a keyring entry), so that destroying
+    one key when the month has passed makes every field held until then unreadable.
+    """
+
+    __tablename__ = "held_fields"
+    subject_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hold: Mapped[str] = mapped_column(String(64))
+    until: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    key_name: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class Suppression(db.Model):  # type: ignore[name-defined]
+    """An erased person's blind index: checks deny it and a re-import cannot bring it back."""
+
+    __tablename__ = "suppressions"
+    email_index: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -21,7 +21,7 @@ from privacy.context import PrivacyContext
 from privacy.crypto import Crypto, CryptoError
 from privacy.db import unit_of_work
 from privacy.mailer import OutgoingMail
-from privacy.models import OutboxMail, Subject
+from privacy.models import DataRequest, OutboxMail, Subject
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,20 @@ def _context(mail_id: str) -> str:
     return f"outbox/{mail_id}"
 
 
-def sealed_row(crypto: Crypto, dek: bytes, subject_id: str, mail: OutgoingMail, now: dt.datetime) -> dict[str, Any]:
-    """The outbox row for ``mail``: its content sealed under the subject's data key."""
+def sealed_row(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail, now: dt.datetime,
+               for_request: bool = False) -> dict[str, Any]:
+    """The outbox row for ``mail``: its content sealed under its owner's data key.
+
+    The owner is a subject, or with ``for_request`` a data-subject request (whose person
+    may not be a known subject).
+    """
     mail_id = str(uuid.uuid4())
     content = json.dumps({"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html,
                           "headers": dict(mail.headers)})
-    return {"id": mail_id, "subject_id": subject_id, "created_at": now, "next_attempt_at": now, "attempts": 0,
-            "last_error": None, "sealed": crypto.encrypt_field(dek, subject_id, _context(mail_id), content)}
+    return {"id": mail_id, "subject_id": None if for_request else owner_id,
+            "request_id": owner_id if for_request else None, "created_at": now, "next_attempt_at": now,
+            "attempts": 0, "last_error": None,
+            "sealed": crypto.encrypt_field(dek, owner_id, _context(mail_id), content)}
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -58,14 +65,20 @@ def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, lim
         if ids:
             tx.execute(update(_O).where(_O.c.id.in_(bindparam("ids", expanding=True)))
                        .values(next_attempt_at=now + LEASE), {"ids": ids})
-    leased = session.execute(select(OutboxMail, Subject).join(Subject, Subject.id == OutboxMail.subject_id)
-                             .where(OutboxMail.id.in_(ids)).order_by(OutboxMail.created_at)).all() if ids else []
+    leased = session.execute(
+        select(OutboxMail, Subject, DataRequest)
+        .outerjoin(Subject, Subject.id == OutboxMail.subject_id)
+        .outerjoin(DataRequest, DataRequest.id == OutboxMail.request_id)
+        .where(OutboxMail.id.in_(ids)).order_by(OutboxMail.created_at)).all() if ids else []
     sent = 0
-    for row, subject in leased:
+    for row, subject, data_request in leased:
         mail_id = row.id
         try:
-            content = json.loads(ctx.crypto.decrypt_field(ctx.crypto.data_key(subject), subject.id,
-                                                          _context(mail_id), row.sealed))
+            owner = subject if subject is not None else data_request
+            if owner is None:
+                raise CryptoError("the mail's owner is gone")
+            key = ctx.crypto.data_key(subject) if subject is not None else ctx.crypto.request_key(data_request)
+            content = json.loads(ctx.crypto.decrypt_field(key, owner.id, _context(mail_id), row.sealed))
         except CryptoError:
             log.warning("outbox mail %s can no longer be opened (subject key destroyed); dropped", mail_id)
             _finish(mail_id)

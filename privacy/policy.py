@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ DEFAULT_AGE_OF_CONSENT = {"SE": 13, "DK": 13, "FI": 13, "NO": 13, "DE": 16, "NL"
 DEFAULT_POLICY_FILE = Path(__file__).parent / "policies" / "example.yaml"
 CODE_PATTERN = r"[a-z][a-z0-9_]{0,63}"
 CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-64 characters")
+
+
+DEFAULT_AUTHORITY = {"name": "Integritetsskyddsmyndigheten (IMY)", "url": "https://www.imy.se"}
+
+
+def _known_time_zone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"'{name}' is not a known time zone (IANA name, e.g. Europe/Stockholm)") from None
 
 
 def one_of(choices: tuple[str, ...]) -> validate.OneOf:
@@ -94,6 +105,9 @@ class LegalHoldSchema(_Strict):
     description = mf.String(required=True)
     fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))  # type: ignore[assignment]
     period_days = mf.Integer(required=True, validate=validate.Range(min=1, max=36500))
+    applies_to = mf.List(mf.String(validate=CODE), load_default=None, metadata={
+        "description": "purposes whose subjects the hold covers; default: every purpose with legal basis "
+                       "contract or legal_obligation"})
 
 
 class RetrySchema(_Strict):
@@ -124,6 +138,11 @@ class ControllerSchema(_Strict):
     url = mf.String(load_default=None)
     privacy_policy_url = mf.String(load_default="")
     jurisdiction = mf.String(load_default="SE")
+    time_zone = mf.String(load_default="Europe/Stockholm", validate=_known_time_zone,
+                          metadata={"description": "where request deadlines (Art. 12(3)) are counted"})
+    supervisory_authority = mf.Dict(keys=mf.String(validate=one_of(("name", "url"))), values=mf.String(),
+                                    load_default=lambda: dict(DEFAULT_AUTHORITY),
+                                    metadata={"description": "named in refusals: the right to complain"})
 
 
 class AgeOfConsentSchema(_Strict):
@@ -138,7 +157,10 @@ class PolicySchema(_Strict):
     controller = mf.Nested(ControllerSchema, load_default=lambda: {"name": "Data controller", "contact": "",
                                                                        "email": "", "phone": "", "address": {},
                                                                        "url": None, "privacy_policy_url": "",
-                                                                       "jurisdiction": "SE"})
+                                                                       "jurisdiction": "SE",
+                                                                       "time_zone": "Europe/Stockholm",
+                                                                       "supervisory_authority":
+                                                                           dict(DEFAULT_AUTHORITY)})
     fields = mf.Dict(keys=mf.String(validate=CODE), values=mf.Nested(FieldSchema), required=True)  # type: ignore[assignment]
     purposes = mf.List(mf.Nested(PurposeSchema), required=True, validate=validate.Length(min=1))
     legal_holds = mf.List(mf.Nested(LegalHoldSchema), load_default=list)
@@ -162,6 +184,12 @@ class PolicySchema(_Strict):
                         errors.setdefault(key, {}).setdefault(i, {}).setdefault("fields", {})[j] = [
                             f"'{name}' is not in the fields catalogue"
                         ]
+        codes = {p.get("code") for p in data.get("purposes", [])}
+        for i, hold in enumerate(data.get("legal_holds", [])):
+            for j, code in enumerate(hold.get("applies_to") or []):
+                if code not in codes:
+                    errors.setdefault("legal_holds", {}).setdefault(i, {}).setdefault("applies_to", {})[j] = [
+                        f"'{code}' is not a declared purpose"]
         identifiers = [name for name, spec in catalogue.items() if spec.get("identifier")]
         if identifiers != ["email"]:
             errors["fields"] = ["exactly one identifier field is supported, and it must be 'email'"]
@@ -226,6 +254,14 @@ class LegalHold:
     description: str
     fields: tuple[str, ...]
     period_days: int
+    applies_to: tuple[str, ...] | None = None  # None: every contract or legal-obligation purpose
+
+    def covers(self, purposes: dict[str, PurposeDef], had: set[str]) -> bool:
+        """Whether a subject who had the purposes ``had`` falls under this hold."""
+        if self.applies_to is not None:
+            return bool(had & set(self.applies_to))
+        return any(code in purposes and purposes[code].legal_basis in ("contract", "legal_obligation")
+                   for code in had)
 
 
 @dataclass(frozen=True)
@@ -348,7 +384,9 @@ def _build(loaded: dict[str, Any], raw: dict[str, Any], source: str) -> Policy:
         fields=catalogue,
         purposes=tuple(PurposeDef.from_data(p) for p in loaded["purposes"]),
         legal_holds=tuple(LegalHold(code=h["code"], description=h["description"], fields=tuple(h["fields"]),
-                                    period_days=h["period_days"]) for h in loaded["legal_holds"]),
+                                    period_days=h["period_days"],
+                                    applies_to=tuple(h["applies_to"]) if h.get("applies_to") is not None else None)
+                          for h in loaded["legal_holds"]),
         connectors=tuple(connectors),
         controller=loaded["controller"],
         age_of_consent=ages,

@@ -6,11 +6,13 @@ import logging
 
 from sqlalchemy import delete
 
+from exports.store import instance_store
 from privacy.consent import ConsentService
 from privacy.context import current
 from privacy.db import db, unit_of_work
 from privacy.models import Confirmation, IdempotencyRecord
 from privacy.outbox import deliver_pending
+from privacy.requests import RequestService
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,37 @@ def send_mail(now: dt.datetime) -> int:
     return deliver_pending(db.session(), current(), now)
 
 
+def _requests() -> RequestService:
+    return RequestService(db.session(), current(), packager=instance_store())
+
+
+def expire_requests(now: dt.datetime) -> int:
+    """Requests never verified within the link's 7 days become ``expired``."""
+    count = _requests().expire_unverified(now)
+    if count:
+        log.info("requests: %d unverified requests expired", count)
+    return count
+
+
+def process_requests(now: dt.datetime) -> int:
+    """Finish verified requests whose work is pending and close those whose every task has an outcome."""
+    return _requests().process_open(now)
+
+
+def purge_packages(now: dt.datetime) -> int:
+    """Delete access packages past their 7 days."""
+    count = _requests().purge_packages(now)
+    if count:
+        log.info("requests: %d expired packages deleted", count)
+    return count
+
+
 JOBS = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
     "purge_idempotency_keys": (purge_idempotency_keys, dt.timedelta(hours=1)),
     "purge_confirmations": (purge_confirmations, dt.timedelta(hours=6)),
+    "expire_requests": (expire_requests, dt.timedelta(hours=1)),
+    "process_requests": (process_requests, dt.timedelta(minutes=1)),
+    "purge_packages": (purge_packages, dt.timedelta(hours=1)),
 }

@@ -1,0 +1,42 @@
+"""Rate limits of the routes anyone may call (Flask-Limiter): per client IP and per e-mail.
+
+The e-mail key is the address's blind index, so the limiter's storage never holds an
+address. Limits come from settings (``PRIVACY_REQUEST_LIMIT_IP`` and friends); the
+storage defaults to memory, which counts per gunicorn worker: point
+``PRIVACY_RATELIMIT_STORAGE_URL`` at Redis or Memcached for one count across workers.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from privacy.context import current
+from privacy.fields import FieldValueError, normalise
+
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["PRIVACY"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings["RATELIMIT_STORAGE_URL"])
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter.init_app(app)
+
+
+def setting(name: str) -> Callable[[], str]:
+    """A limit read from the application's settings at request time."""
+    return lambda: str(current_app.config["PRIVACY"][name])
+
+
+def email_key() -> str:
+    """The blind index of the body's e-mail (or of nothing, for a body without one)."""
+    body = request.get_json(silent=True)
+    raw = body.get("email") if isinstance(body, dict) else None
+    try:
+        email = normalise("email", raw)
+    except FieldValueError:
+        return "email:none"
+    return "email:" + current().crypto.blind_index(email).hex()

@@ -1,0 +1,195 @@
+"""Data-subject request routes: the customer's intake and links, the officer's queue."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, render_template, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from api.auth import BEARER, current_principal, requires
+from api.consents.routes import json_response
+from api.limits import email_key, limiter, setting
+from api.requests.schemas import (
+    LANGUAGES,
+    ExtendSchema,
+    OpenedSchema,
+    OpenRequestSchema,
+    QueueQuerySchema,
+    QueueSchema,
+    ReasonSchema,
+    RequestSchema,
+    TokenQuerySchema,
+    TokenSchema,
+)
+from api.services import now, request_service
+from privacy.errors import InvalidInput, ServiceError
+from privacy.requests import RequestCommand
+
+blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Data-subject requests (Art. 15-21)")
+
+
+def _language(args: dict[str, Any]) -> str:
+    return args.get("language") or request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def _token() -> str:
+    """The token from a JSON body (API clients) or the link's query string (the page's form)."""
+    try:
+        if request.is_json:
+            return str(TokenSchema().load(request.get_json(silent=True) or {})["token"])
+        return str(TokenQuerySchema().load({"token": request.args.get("token", "")})["token"])
+    except ValidationError as exc:
+        raise InvalidInput.fields({"token": [str(m) for m in exc.messages.get("token", ["invalid"])]}) from exc
+
+
+def _page(title: str, message: str, status: int = 200, action: str | None = None, button: str = "") -> Response:
+    html = render_template("link_page.html", title=title, message=message, action=action, button=button)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _link(action: Callable[[], Response | dict[str, Any]], title: str, message: str) -> Response:
+    """A mailed link's POST: a browser gets a page, a JSON client the JSON answer or error."""
+    wants_json = request.is_json or request.accept_mimetypes.best == "application/json"
+    try:
+        result = action()
+    except ServiceError as exc:
+        if wants_json:
+            raise
+        return _page("Link not valid", exc.message, status=exc.status)
+    if isinstance(result, Response):
+        return result
+    return json_response(result) if wants_json else _page(title, message)
+
+
+def _zip(name: str, chunks: Any) -> Response:
+    response = Response(stream_with_context(chunks), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.route("")
+class Requests(MethodView):
+    @blp.arguments(OpenRequestSchema())
+    @blp.response(202, OpenedSchema)
+    @limiter.limit(setting("REQUEST_LIMIT_IP"))
+    @limiter.limit(setting("REQUEST_LIMIT_EMAIL"), key_func=email_key, scope="requests-email")
+    def post(self, args: dict[str, Any]) -> Response:
+        """A customer opens a request; the same answer whether or not the e-mail is known."""
+        cmd = RequestCommand(type=args["type"], email=args["email"], language=_language(args),
+                             changes=args.get("changes"), purposes=args.get("purposes"))
+        return json_response(request_service().open(cmd, now()), 202)
+
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.arguments(QueueQuerySchema, location="query")
+    @blp.response(200, QueueSchema)
+    def get(self, args: dict[str, Any]) -> Response:
+        """The officer's queue, soonest deadline first; filters status, type, overdue, due_before."""
+        rows = request_service().queue(now(), status=args.get("status"), type_=args.get("type"),
+                                       overdue=args.get("overdue"), due_before=args.get("due_before"),
+                                       limit=args["limit"])
+        return json_response({"requests": rows})
+
+
+@blp.route("/<request_id>")
+class OneRequest(MethodView):
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.response(200, RequestSchema)
+    def get(self, request_id: str) -> Response:
+        """One request with each system's status and its history."""
+        return json_response(request_service().get(request_id))
+
+
+@blp.route("/<request_id>/verify")
+class Verify(MethodView):
+    @blp.response(200, content_type="text/html", description="a page with a button; verifies nothing by itself")
+    def get(self, request_id: str) -> Response:
+        """The page the verification mail links to. Mail scanners that prefetch it verify nothing."""
+        return _page("Confirm your request", "Press the button to confirm that this request is yours.",
+                     action=request.full_path, button="Confirm")
+
+    @blp.doc(requestBody={"content": {"application/json": {"schema": TokenSchema}}})
+    @blp.response(200, RequestSchema)
+    @limiter.limit(setting("VERIFY_LIMIT_IP"))
+    def post(self, request_id: str) -> Response:
+        """Verify with the mailed token (JSON ``{"token"}`` or the link's query string)."""
+        token = _token()
+        return _link(lambda: _public(request_service().verify(request_id, token, now())), "Thank you",
+                     "Your request is confirmed. We will e-mail you when it is done.")
+
+
+def _public(view: dict[str, Any]) -> dict[str, Any]:
+    """What the customer sees of their request: no history, no subject id."""
+    return {k: view[k] for k in ("id", "type", "status", "received_at", "due_at", "extended_until")}
+
+
+@blp.route("/<request_id>/extend")
+class Extend(MethodView):
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.arguments(ExtendSchema())
+    @blp.response(200, RequestSchema)
+    def post(self, args: dict[str, Any], request_id: str) -> Response:
+        """Extend the deadline once, by 1-61 days, within the first month (Art. 12(3)); the reason is mailed."""
+        return json_response(request_service().extend(request_id, args["days"], args["reason"],
+                                                      current_principal().actor, now()))
+
+
+@blp.route("/<request_id>/reject")
+class Reject(MethodView):
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.arguments(ReasonSchema())
+    @blp.response(200, RequestSchema)
+    def post(self, args: dict[str, Any], request_id: str) -> Response:
+        """Refuse the request; the reason and the right to complain are mailed."""
+        return json_response(request_service().reject(request_id, args["reason"], current_principal().actor, now()))
+
+
+@blp.route("/<request_id>/lift-restriction")
+class LiftRestriction(MethodView):
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.arguments(ReasonSchema())
+    @blp.response(200, RequestSchema)
+    def post(self, args: dict[str, Any], request_id: str) -> Response:
+        """Lift a restriction (Art. 18(3)): the customer is mailed first."""
+        return json_response(request_service().lift_restriction(request_id, args["reason"],
+                                                                current_principal().actor, now()))
+
+
+@blp.route("/<request_id>/package")
+class Package(MethodView):
+    @requires("requests:manage")
+    @blp.doc(**BEARER)
+    @blp.response(200, content_type="application/zip", description="the access package")
+    def get(self, request_id: str) -> Response:
+        """The officer downloads the access or portability package."""
+        name, chunks = request_service().package_for_officer(request_id, current_principal().actor, now())
+        return _zip(name, chunks)
+
+
+@blp.route("/<request_id>/download")
+class Download(MethodView):
+    @blp.response(200, content_type="text/html", description="a page with a download button")
+    def get(self, request_id: str) -> Response:
+        """The customer's download link: a page; the button downloads (the link works a few times)."""
+        return _page("Your data", "Press the button to download your data as a zip file.",
+                     action=request.full_path, button="Download")
+
+    @blp.response(200, content_type="application/zip", description="the package")
+    @limiter.limit(setting("VERIFY_LIMIT_IP"))
+    def post(self, request_id: str) -> Response:
+        """Download the package with the mailed token; expires after 7 days, works 3 times."""
+        token = _token()
+
+        def download() -> Response:
+            name, chunks = request_service().download(request_id, token, now())
+            return _zip(name, chunks)
+
+        return _link(download, "", "")

@@ -1,0 +1,81 @@
+"""Shapes of the data-subject request routes (shape only; values are the service's job)."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from api.schema_fields import no_control_characters
+from privacy.requests import STATUSES, TASK_STATUSES, TYPES
+
+LANGUAGES = ("sv", "en")
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class OpenRequestSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(TYPES))
+    email = fields.String(required=True, validate=validate.Length(min=1, max=320))
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
+        "description": "language of the mails and the access package; default from Accept-Language, else en"})
+    changes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
+                          metadata={"description": "rectification only: field -> corrected value"})
+    purposes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                           validate=validate.Length(min=1, max=50),
+                           metadata={"description": "objection only: the purposes objected to"})
+
+
+class OpenedSchema(Schema):
+    id = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    due_at = fields.String()
+
+
+class TokenSchema(StrictSchema):
+    token = fields.String(required=True, validate=[validate.Length(min=1, max=200), no_control_characters])
+
+
+class TokenQuerySchema(Schema):
+    token = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class ExtendSchema(StrictSchema):
+    days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=61))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ReasonSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class QueueQuerySchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    type = fields.String(validate=validate.OneOf(TYPES))
+    overdue = fields.Boolean()
+    due_before = fields.AwareDateTime(default_timezone=None, metadata={"description": "ISO 8601 with offset"})
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+
+
+class SystemSchema(Schema):
+    name = fields.String()
+    status = fields.String(metadata={"enum": list(TASK_STATUSES)})
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+
+
+class RequestSchema(Schema):
+    id = fields.String()
+    type = fields.String(metadata={"enum": list(TYPES)})
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    received_at = fields.String()
+    due_at = fields.String()
+    extended_until = fields.String(allow_none=True)
+    deadline = fields.String(metadata={"description": "extended_until if extended, else due_at"})
+    overdue = fields.Boolean()
+    systems = fields.List(fields.Nested(SystemSchema))
+    history = fields.List(fields.Dict(), metadata={"description": "every transition, from the audit log"})
+
+
+class QueueSchema(Schema):
+    requests = fields.List(fields.Nested(RequestSchema))

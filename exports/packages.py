@@ -1,0 +1,482 @@
+"""Access (Art. 15) and portability (Art. 20) packages: one zip, written as a stream.
+
+The zip holds ``index.html`` (a readable page in the customer's language), ``data.json``
+(everything, machine-readable) and one CSV file per category. Every entry is written
+piece by piece into ``zf.open(name, "w")``, so the memory used stays the same however
+long the consent history is; the output may be unseekable (a :class:`SealedWriter`).
+
+The consent history, the one list that grows without bound, may be any iterable (a
+generator over a database query, say). It is consumed exactly once: unless it is already
+a list, it is spooled to an anonymous temporary file sealed under a key that only lives
+in memory, and replayed from there for each file that shows it. Nothing is logged.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from jinja2 import Environment, PackageLoader, Template, Undefined
+
+from privacy.crypto import SealedWriter, new_file_key, open_sealed
+
+FORMAT = "privacy-access-package/1"
+KINDS = ("access", "portability")
+LANGUAGES = ("sv", "en")
+_TEXT_CHUNK = 64 * 1024
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "subject.csv": ("name", "category", "value", "purposes", "source"),
+    "consents.csv": ("purpose", "status", "notice_version", "recorded_at", "granted_at"),
+    "consent_history.csv": ("seq", "purpose", "action", "status", "notice_version", "text_hash", "source",
+                            "recorded_at"),
+    "requests.csv": ("id", "type", "status", "received_at", "due_at", "completed_at"),
+    "purposes.csv": ("code", "name", "legal_basis", "fields", "recipients", "retention_days", "retention_after",
+                     "retention_action"),
+}
+FILES = ("index.html", "data.json", *CSV_COLUMNS)
+
+TEXTS: dict[str, dict[str, str]] = {
+    "sv": {
+        "title.access": "Dina personuppgifter – registerutdrag",
+        "title.portability": "Dina personuppgifter – dataportabilitet",
+        "intro.access": (
+            "Det här är en kopia av de personuppgifter vi behandlar om dig. Du har rätt att få den enligt "
+            "artikel 15 i dataskyddsförordningen (GDPR), rätten till tillgång. Här ser du också varför vi "
+            "behandlar uppgifterna, vem som tar emot dem, hur länge vi sparar dem och varifrån de kommer."),
+        "intro.portability": (
+            "Det här är de personuppgifter som du själv har lämnat till oss och som vi behandlar med stöd av "
+            "ditt samtycke eller ett avtal med dig. Du har rätt att få dem i ett strukturerat, allmänt använt "
+            "och maskinläsbart format och att föra över dem till någon annan, enligt artikel 20 i "
+            "dataskyddsförordningen (GDPR), rätten till dataportabilitet."),
+        "rights": (
+            "Du har också rätt att få felaktiga uppgifter rättade (artikel 16), att få uppgifter raderade "
+            "(artikel 17), att begära att behandlingen begränsas (artikel 18) och att invända mot behandling "
+            "(artikel 21). Ett samtycke kan du när som helst återkalla. Du kan lämna klagomål till "
+            "tillsynsmyndigheten, i Sverige Integritetsskyddsmyndigheten (IMY)."),
+        "generated": "Skapat",
+        "request": "Ärende",
+        "received": "Mottaget",
+        "due": "Besvaras senast",
+        "none": "Inga uppgifter.",
+        "section.subject": "Dina personuppgifter",
+        "section.consents": "Dina samtycken",
+        "section.history": "Samtyckeshistorik",
+        "section.requests": "Dina begäranden",
+        "section.purposes": "Varför vi behandlar dina uppgifter",
+        "section.recipients": "Mottagare",
+        "section.retention": "Hur länge vi sparar uppgifterna",
+        "section.sources": "Varifrån uppgifterna kommer",
+        "section.systems": "Anslutna system",
+        "section.files": "Maskinläsbara filer",
+        "recipients.intro": "Dina uppgifter lämnas till eller kan ses av:",
+        "sources.intro": "Uppgifterna kommer från:",
+        "systems.intro": "Det här svarade de system som har kopior av dina uppgifter:",
+        "files.text": (
+            "Filen data.json och CSV-filerna (subject.csv, consents.csv, consent_history.csv, requests.csv och "
+            "purposes.csv) innehåller samma uppgifter i maskinläsbar form. CSV-filerna är kodade i UTF-8 och "
+            "går att öppna i Excel."),
+        "col.field": "Uppgift",
+        "col.category": "Kategori",
+        "col.value": "Värde",
+        "col.purposes": "Ändamål",
+        "col.source": "Källa",
+        "col.purpose": "Ändamål",
+        "col.status": "Status",
+        "col.notice_version": "Version av informationen",
+        "col.recorded_at": "Registrerat",
+        "col.granted_at": "Samtycke lämnat",
+        "col.seq": "Nr",
+        "col.action": "Händelse",
+        "col.text_hash": "Kontrollsumma för texten",
+        "col.id": "Ärende",
+        "col.type": "Typ",
+        "col.received_at": "Mottaget",
+        "col.due_at": "Besvaras senast",
+        "col.completed_at": "Klart",
+        "col.legal_basis": "Rättslig grund",
+        "col.fields": "Uppgifter",
+        "col.recipients": "Mottagare",
+        "col.retention": "Lagringstid",
+        "col.period": "Sparas i",
+        "col.after": "Räknat från",
+        "col.then": "Därefter",
+        "days": "{n} dagar",
+        "retention.summary": "{days} efter {after}, därefter {action}",
+        "basis.consent": "samtycke",
+        "basis.contract": "avtal",
+        "basis.legal_obligation": "rättslig förpliktelse",
+        "basis.legitimate_interest": "berättigat intresse",
+        "basis.vital_interest": "grundläggande intresse",
+        "basis.public_task": "uppgift av allmänt intresse",
+        "after.last_activity": "din senaste aktivitet",
+        "after.withdrawal": "att samtycket återkallas",
+        "after.collection": "att uppgifterna samlades in",
+        "after.consent_expiry": "att samtycket löper ut",
+        "then.delete": "raderas uppgifterna",
+        "then.anonymise": "anonymiseras uppgifterna",
+        "status.granted": "lämnat",
+        "status.pending": "väntar på bekräftelse",
+        "status.withdrawn": "återkallat",
+        "status.expired": "har löpt ut",
+        "status.refused": "nekat",
+        "action.granted": "samtycke lämnat",
+        "action.confirmed": "bekräftat",
+        "action.withdrawn": "återkallat",
+        "action.expired": "löpte ut",
+        "action.refused": "nekat",
+        "action.pending": "väntar på bekräftelse",
+        "type.access": "tillgång till dina uppgifter",
+        "type.erasure": "radering",
+        "type.rectification": "rättelse",
+        "type.restriction": "begränsning av behandling",
+        "type.portability": "dataportabilitet",
+        "type.objection": "invändning mot direktmarknadsföring",
+    },
+    "en": {
+        "title.access": "Your personal data – a copy",
+        "title.portability": "Your personal data – data portability",
+        "intro.access": (
+            "This is a copy of the personal data we process about you, which you are entitled to under "
+            "Article 15 of the General Data Protection Regulation (GDPR), the right of access. It also shows "
+            "why we process the data, who receives it, how long we keep it and where it came from."),
+        "intro.portability": (
+            "This is the personal data you provided to us and that we process on the basis of your consent or "
+            "a contract with you. You are entitled to receive it in a structured, commonly used and "
+            "machine-readable format and to transmit it to someone else, under Article 20 of the General Data "
+            "Protection Regulation (GDPR), the right to data portability."),
+        "rights": (
+            "You also have the right to have inaccurate data rectified (Article 16), to have data erased "
+            "(Article 17), to have processing restricted (Article 18) and to object to processing "
+            "(Article 21). You can withdraw a consent at any time. You may lodge a complaint with a "
+            "supervisory authority (in Sweden, the Swedish Authority for Privacy Protection, IMY)."),
+        "generated": "Generated",
+        "request": "Request",
+        "received": "Received",
+        "due": "Due",
+        "none": "None.",
+        "section.subject": "Your personal data",
+        "section.consents": "Your consents",
+        "section.history": "Consent history",
+        "section.requests": "Your requests",
+        "section.purposes": "Why we process your data",
+        "section.recipients": "Recipients",
+        "section.retention": "How long we keep your data",
+        "section.sources": "Where the data came from",
+        "section.systems": "Connected systems",
+        "section.files": "Machine-readable files",
+        "recipients.intro": "Your data is disclosed to or can be seen by:",
+        "sources.intro": "The data came from:",
+        "systems.intro": "The systems that hold copies of your data answered:",
+        "files.text": (
+            "The file data.json and the CSV files (subject.csv, consents.csv, consent_history.csv, requests.csv "
+            "and purposes.csv) hold the same data in machine-readable form. The CSV files are encoded in UTF-8 "
+            "and open in Excel."),
+        "col.field": "Data",
+        "col.category": "Category",
+        "col.value": "Value",
+        "col.purposes": "Purposes",
+        "col.source": "Source",
+        "col.purpose": "Purpose",
+        "col.status": "Status",
+        "col.notice_version": "Notice version",
+        "col.recorded_at": "Recorded",
+        "col.granted_at": "Consent given",
+        "col.seq": "No.",
+        "col.action": "Event",
+        "col.text_hash": "Checksum of the text",
+        "col.id": "Request",
+        "col.type": "Type",
+        "col.received_at": "Received",
+        "col.due_at": "Due",
+        "col.completed_at": "Completed",
+        "col.legal_basis": "Legal basis",
+        "col.fields": "Data",
+        "col.recipients": "Recipients",
+        "col.retention": "Kept for",
+        "col.period": "Kept for",
+        "col.after": "Counted from",
+        "col.then": "Then",
+        "days": "{n} days",
+        "retention.summary": "{days} after {after}, then {action}",
+        "basis.consent": "consent",
+        "basis.contract": "contract",
+        "basis.legal_obligation": "legal obligation",
+        "basis.legitimate_interest": "legitimate interest",
+        "basis.vital_interest": "vital interest",
+        "basis.public_task": "public task",
+        "after.last_activity": "your last activity",
+        "after.withdrawal": "the consent is withdrawn",
+        "after.collection": "the data was collected",
+        "after.consent_expiry": "the consent expires",
+        "then.delete": "the data is deleted",
+        "then.anonymise": "the data is anonymised",
+        "status.granted": "given",
+        "status.pending": "awaiting confirmation",
+        "status.withdrawn": "withdrawn",
+        "status.expired": "expired",
+        "status.refused": "refused",
+        "action.granted": "consent given",
+        "action.confirmed": "confirmed",
+        "action.withdrawn": "withdrawn",
+        "action.expired": "expired",
+        "action.refused": "refused",
+        "action.pending": "awaiting confirmation",
+        "type.access": "access to your data",
+        "type.erasure": "erasure",
+        "type.rectification": "rectification",
+        "type.restriction": "restriction of processing",
+        "type.portability": "data portability",
+        "type.objection": "objection to direct marketing",
+    },
+}
+
+
+@dataclass
+class PackageContent:
+    """What goes into a package; ``data`` becomes data.json (after the header keys).
+
+    ``data["consent_history"]`` may be any iterable of event dicts and is consumed once.
+    Everything else in ``data`` must be JSON-serialisable as it is.
+    """
+
+    kind: str  # access | portability
+    language: str  # sv | en (anything else: en)
+    generated_at: dt.datetime
+    request: dict[str, Any]
+    data: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"package kind must be one of {', '.join(KINDS)}")
+
+
+def package_language(code: str | None) -> str:
+    """``sv``, ``sv-SE`` → ``sv``; anything that is not a package language → ``en``."""
+    short = (code or "").strip().lower()[:2]
+    return short if short in LANGUAGES else "en"
+
+
+def write_package(out: BinaryIO, content: PackageContent) -> None:
+    """Write the package zip to ``out`` (left open), streaming: memory does not grow with the data."""
+    lang = package_language(content.language)
+    data = content.data
+    when = max(content.generated_at.timetuple()[:6], (1980, 1, 1, 0, 0, 0))
+    document = {"format": FORMAT, "kind": content.kind, "generated_at": content.generated_at.isoformat(),
+                "request": content.request, **data}
+    with (
+        _replayable(data.get("consent_history") or ()) as history,
+        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+    ):
+        with _text_entry(zf, "index.html", when, "utf-8") as text:
+            for piece in _template().generate(_page_context(content, lang, history())):
+                text.write(piece)
+        with _text_entry(zf, "data.json", when, "utf-8", errors="backslashreplace") as text:
+            for piece in _json_pieces(document, history):
+                text.write(piece)
+        for name, rows in _csv_rows(data, lang, history):
+            with _text_entry(zf, name, when, "utf-8-sig") as text:
+                writer = csv.writer(text)
+                writer.writerow(CSV_COLUMNS[name])
+                for row in rows:
+                    writer.writerow([csv_cell(row.get(column)) for column in CSV_COLUMNS[name]])
+
+
+# --- zip entries ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _text_entry(zf: zipfile.ZipFile, name: str, when: tuple[int, ...], encoding: str,
+                errors: str = "replace") -> Iterator[io.TextIOWrapper]:
+    info = zipfile.ZipInfo(name, date_time=when)  # type: ignore[arg-type]
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    # errors: a lone surrogate (possible in a system's JSON answer) must not stop the package.
+    with io.TextIOWrapper(zf.open(info, "w"), encoding=encoding, errors=errors, newline="") as text:
+        text._CHUNK_SIZE = _TEXT_CHUNK  # type: ignore[attr-defined]
+        yield text
+
+
+@contextlib.contextmanager
+def _replayable(items: Iterable[Any]) -> Iterator[Callable[[], Iterator[Any]]]:
+    """Consume ``items`` once; yield a function that replays them as often as needed.
+
+    A list or tuple is already in memory and is simply iterated again. Anything else is
+    spooled as JSON lines to an anonymous temporary file, sealed under a throw-away key so
+    that no personal data lies in clear on disk, even for the minutes the package takes.
+    """
+    if isinstance(items, Sequence):
+        yield lambda: iter(items)
+        return
+    key, context = new_file_key(), "package-spool"
+    with tempfile.TemporaryFile() as spool:
+        with SealedWriter(spool, key, context) as sealed:
+            for item in items:
+                sealed.write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
+
+        def replay() -> Iterator[Any]:
+            spool.seek(0)
+            rest = b""
+            for segment in open_sealed(spool, key, context):  # type: ignore[arg-type]
+                lines = (rest + segment).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    yield json.loads(line)
+
+        yield replay
+
+
+# --- data.json --------------------------------------------------------------------------
+
+
+def _json_pieces(document: dict[str, Any], history: Callable[[], Iterator[Any]]) -> Iterator[str]:
+    """data.json piece by piece: one top-level key per line, one list item per line."""
+    dumps = functools.partial(json.dumps, ensure_ascii=False)
+    yield "{"
+    for n, (key, value) in enumerate(document.items()):
+        yield ("," if n else "") + "\n" + dumps(key) + ": "
+        if key == "consent_history":
+            items: Iterable[Any] = history()
+        elif isinstance(value, list | tuple):
+            items = value
+        else:
+            yield dumps(value)
+            continue
+        opened = "["
+        for item in items:
+            yield opened + "\n  " + dumps(item)
+            opened = ","
+        yield "[]" if opened == "[" else "\n]"
+    yield "\n}\n"
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: lists joined with ";", and text that a spreadsheet would run as a
+    formula (starting with = + - @, a tab or a CR) prefixed with a single quote."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)  # a number is never a formula, and -5 stays -5
+    text = ";".join(_plain(item) for item in value) if isinstance(value, list | tuple) else _plain(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def _csv_rows(data: dict[str, Any], lang: str,
+              history: Callable[[], Iterator[Any]]) -> Iterator[tuple[str, Iterable[dict[str, Any]]]]:
+    yield "subject.csv", (data.get("subject") or {}).get("fields") or []
+    yield "consents.csv", data.get("consents") or []
+    yield "consent_history.csv", history()
+    yield "requests.csv", data.get("requests") or []
+    yield "purposes.csv", [
+        {**purpose, "name": _purpose_name(purpose, lang),
+         "retention_days": (purpose.get("retention") or {}).get("period_days"),
+         "retention_after": (purpose.get("retention") or {}).get("after"),
+         "retention_action": (purpose.get("retention") or {}).get("action")}
+        for purpose in data.get("purposes") or []
+    ]
+
+
+def _purpose_name(purpose: dict[str, Any], lang: str) -> str:
+    names = purpose.get("name")
+    if isinstance(names, dict):
+        return str(names.get(lang) or names.get("en") or next(iter(names.values()), None) or purpose.get("code"))
+    return str(names or purpose.get("code") or "")
+
+
+# --- index.html -------------------------------------------------------------------------
+
+
+@functools.cache
+def _template() -> Template:
+    env = Environment(loader=PackageLoader("exports", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["shown"] = _shown
+    env.filters["when"] = _when
+    return env.get_template("package_index.html")
+
+
+def _page_context(content: PackageContent, lang: str, history: Iterator[Any]) -> dict[str, Any]:
+    texts, data = TEXTS[lang], content.data
+    purposes = data.get("purposes") or []
+    names = {p.get("code"): _purpose_name(p, lang) for p in purposes}
+
+    def word(kind: str, code: Any) -> str:
+        """A code in words (``word("basis", "consent")`` → "samtycke"), else the code itself."""
+        return texts.get(f"{kind}.{code}", _shown(code))
+
+    def purpose_name(code: Any) -> str:
+        return names.get(code) or _shown(code)
+
+    def purpose_names(codes: Any) -> str:
+        if not isinstance(codes, list | tuple):
+            return purpose_name(codes)
+        return ", ".join(purpose_name(code) for code in codes) or _shown(None)
+
+    def retention(rule: dict[str, Any] | None) -> str:
+        if not rule:
+            return _shown(None)
+        days = texts["days"].format(n=rule.get("period_days"))
+        return texts["retention.summary"].format(days=days, after=word("after", rule.get("after")),
+                                                 action=word("then", rule.get("action")))
+
+    systems = [(name, json.dumps(answer, ensure_ascii=False, indent=2, default=str))
+               for name, answer in (data.get("systems") or {}).items()]
+    return {
+        "lang": lang, "t": texts, "kind": content.kind, "word": word, "purpose_name": purpose_name,
+        "purpose_names": purpose_names,
+        "retention": retention, "generated_at": content.generated_at.isoformat(), "request": content.request,
+        "fields": (data.get("subject") or {}).get("fields") or [], "consents": data.get("consents") or [],
+        "history": history, "requests": data.get("requests") or [], "purposes": purposes,
+        "recipients": data.get("recipients") or [], "retention_rules": data.get("retention") or [],
+        "sources": data.get("sources") or [], "systems": systems,
+    }
+
+
+def _shown(value: Any) -> str:
+    """A value as text on the page: nothing as a dash, lists comma-joined, objects as JSON."""
+    if value is None or value == "" or isinstance(value, Undefined):
+        return "–"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(item) for item in value) or "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_plain(item)}" for key, item in value.items()) or "–"
+    return _plain(value)
+
+
+def _when(value: Any) -> str:
+    """An ISO timestamp as ``2026-05-01 10:00 UTC``; anything else unchanged."""
+    if not isinstance(value, str):
+        return _shown(value)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if len(value) <= 10:
+        return parsed.date().isoformat()
+    offset = parsed.utcoffset()
+    zone = "" if offset is None else " UTC" if not offset else parsed.strftime(" %z")
+    return parsed.strftime("%Y-%m-%d %H:%M") + zone
