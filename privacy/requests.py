@@ -438,7 +438,7 @@ class RequestService:
             query = query.where(late if overdue else ~late)
         if due_before is not None:
             query = query.where(deadline < due_before)
-        rows = self.session.scalars(query.order_by(deadline, DataRequest.id).limit(limit))
+        rows = self.session.scalars(query.order_by(deadline, DataRequest.received_at, DataRequest.id).limit(limit))
         return [{**self._view(r), "overdue": r.status in TRANSITIONS and (r.extended_until or r.due_at) < now}
                 for r in rows]
 

@@ -477,6 +477,86 @@ def link_cases() -> Iterator[Case]:
                status=(404,), names=("token",))
 
 
+def request_cases() -> Iterator[Case]:
+    """Data-subject requests: the customer's intake and links (no key), the officer's routes."""
+    def intake(kind: str, data: Any, names: tuple[str, ...], status: tuple[int, ...] = (422,)) -> Case:
+        return Case("requests-open", kind, "POST", "/v1/requests", None, json=data, status=status, names=names)
+
+    ok = {"type": "access", "email": "anna@example.se"}
+    yield intake("type-missing", body(ok, type=REMOVE), ("type",))
+    yield intake("type-unknown", body(ok, type="delete_everything"), ("type",))
+    yield intake("type-wrong-case", body(ok, type="ACCESS"), ("type",))
+    yield intake("email-missing", body(ok, email=REMOVE), ("email",))
+    yield intake("email-a-list", body(ok, email=["anna@example.se"]), ("email",))
+    yield intake("email-no-at-sign", body(ok, email="anna.example.se"), ("email",))
+    yield intake("email-400-chars", body(ok, email="a" * 390 + "@example.se"), ("email",))
+    yield intake("email-NUL", body(ok, email="anna\x00@example.se"), ("email",))
+    yield intake("language-unknown", body(ok, language="klingon"), ("language",))
+    yield intake("unknown-key", body(ok, ssn="19900401-1234"), ("ssn",))
+    yield intake("changes-without-rectification", body(ok, changes={"first_name": "A"}), ("changes",))
+    yield intake("purposes-without-objection", body(ok, purposes=["loyalty_club"]), ("purposes",))
+    rect = {"type": "rectification", "email": "anna@example.se"}
+    yield intake("rectification-changes-missing", rect, ("changes",))
+    yield intake("rectification-changes-empty", body(rect, changes={}), ("changes",))
+    yield intake("rectification-changes-a-string", body(rect, changes="first_name=A"), ("changes",))
+    yield intake("rectification-field-unknown", body(rect, changes={"shoe_size": 42}), ("changes.shoe_size",))
+    yield intake("rectification-date-impossible", body(rect, changes={"birth_date": "1990-02-30"}),
+                 ("changes.birth_date",))
+    yield intake("rectification-name-too-long", body(rect, changes={"first_name": "A" * 101}),
+                 ("changes.first_name",))
+    yield intake("rectification-country-unknown", body(rect, changes={"country": "XX"}), ("changes.country",))
+    obj = {"type": "objection", "email": "anna@example.se"}
+    yield intake("objection-purposes-missing", obj, ("purposes",))
+    yield intake("objection-purposes-empty", body(obj, purposes=[]), ("purposes",))
+    yield intake("objection-purpose-unknown", body(obj, purposes=["telepathy"]), ("purposes.0",))
+    yield intake("objection-purposes-not-strings", body(obj, purposes=[1]), ("purposes",))
+    yield Case("requests-open", "form-encoded-body", "POST", "/v1/requests", None, data=b"type=access",
+               content_type="application/x-www-form-urlencoded", status=(415, 422))
+
+    unknown = "00000000-0000-4000-8000-000000000000"
+    accept = {"Accept": J}
+    for label, rid in [("not-a-uuid", "anna"), ("unknown-uuid", unknown), ("NUL", "a%00b"),
+                       ("10000-chars", LONG_SEGMENT)]:
+        yield Case("request-get", f"id-{label}", "GET", f"/v1/requests/{rid}", "officer", status=(404,))
+        yield Case("request-verify", f"id-{label}", "POST", f"/v1/requests/{rid}/verify", None,
+                   json={"token": "x" * 43}, status=(404,))
+        yield Case("request-package", f"id-{label}", "GET", f"/v1/requests/{rid}/package", "officer",
+                   status=(404,))
+        yield Case("request-download", f"id-{label}", "POST", f"/v1/requests/{rid}/download?token=abc", None,
+                   headers=accept, status=(404,))
+    verify = f"/v1/requests/{unknown}/verify"
+    yield Case("request-verify", "token-missing", "POST", verify, None, json={}, names=("token",))
+    yield Case("request-verify", "token-a-number", "POST", verify, None, json={"token": 5}, names=("token",))
+    yield Case("request-verify", "token-201-chars", "POST", verify, None, json={"token": "x" * 201},
+               names=("token",))
+    yield Case("request-verify", "broken-json", "POST", verify, None, data=b'{"token', content_type=J,
+               status=(400,))
+    yield Case("request-verify", "page-accepted-verifies-nothing", "GET", verify + "?token=abc", None,
+               status=(200,), html=True)
+    yield Case("request-download", "page-accepted-downloads-nothing", "GET",
+               f"/v1/requests/{unknown}/download?token=abc", None, status=(200,), html=True)
+    for route, path, good in [("request-extend", "extend", {"days": 10, "reason": "busy"}),
+                              ("request-reject", "reject", {"reason": "unfounded"}),
+                              ("request-lift", "lift-restriction", {"reason": "done"})]:
+        url = f"/v1/requests/{unknown}/{path}"
+        yield Case(route, "reason-missing", "POST", url, "officer", json=body(good, reason=REMOVE), names=("reason",))
+        yield Case(route, "reason-empty", "POST", url, "officer", json=body(good, reason=""), names=("reason",))
+        yield Case(route, "reason-2001-chars", "POST", url, "officer", json=body(good, reason="r" * 2001),
+                   names=("reason",))
+        yield Case(route, "unknown-key", "POST", url, "officer", json=body(good, colour="red"), names=("colour",))
+        yield Case(route, "unknown-request", "POST", url, "officer", json=good, status=(404,))
+    extend = f"/v1/requests/{unknown}/extend"
+    for label, days in [("zero", 0), ("62", 62), ("negative", -1), ("string", "10"), ("float", 1.5), ("null", None)]:
+        yield Case("request-extend", f"days-{label}", "POST", extend, "officer",
+                   json={"days": days, "reason": "busy"}, names=("days",))
+    for label, query, name in [("status-unknown", "?status=done", "status"), ("type-unknown", "?type=delete", "type"),
+                               ("overdue-not-bool", "?overdue=maybe", "overdue"),
+                               ("due-before-not-a-date", "?due_before=soon", "due_before"),
+                               ("due-before-without-offset", "?due_before=2026-12-01T00:00:00", "due_before"),
+                               ("limit-zero", "?limit=0", "limit"), ("limit-huge", "?limit=" + "9" * 50, "limit")]:
+        yield Case("requests-queue", label, "GET", "/v1/requests" + query, "officer", names=(name,))
+
+
 def other_cases() -> Iterator[Case]:
     yield Case("audit-verify", "unknown-query-param-accepted-ignored", "GET", "/v1/audit/verify?verbose=%00",
                "admin", status=(200,))
@@ -497,7 +577,7 @@ def other_cases() -> Iterator[Case]:
 
 
 CASES = [*syntax_cases(), *consent_cases(), *check_cases(), *purpose_cases(), *lookup_cases(),
-         *subject_path_cases(), *link_cases(), *other_cases()]
+         *subject_path_cases(), *link_cases(), *request_cases(), *other_cases()]
 
 
 def _params() -> list[Any]:
@@ -554,7 +634,9 @@ def env(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """One application for the module (an app per case would take minutes): every case
     snapshots before and after itself, so a case cannot hide behind another's changes."""
     tmp = tmp_path_factory.mktemp("malformed")
-    app = create_app(_config(tmp / "instance", database.fresh(tmp)))
+    # Every case counts against the public routes' rate limits: lift them for this module.
+    app = create_app(_config(tmp / "instance", database.fresh(tmp), REQUEST_LIMIT_IP="100000 per minute",
+                             REQUEST_LIMIT_EMAIL="100000 per minute", VERIFY_LIMIT_IP="100000 per minute"))
     keys: dict[str | None, dict[str, str]] = {None: {}}
     with app.app_context():
         for name, scope in [("writer", "consent:write"), ("reader", "consent:read"),

@@ -39,7 +39,7 @@ def _token() -> str:
     """The token from a JSON body (API clients) or the link's query string (the page's form)."""
     try:
         if request.is_json:
-            return str(TokenSchema().load(request.get_json(silent=True) or {})["token"])
+            return str(TokenSchema().load(request.get_json())["token"])
         return str(TokenQuerySchema().load({"token": request.args.get("token", "")})["token"])
     except ValidationError as exc:
         raise InvalidInput.fields({"token": [str(m) for m in exc.messages.get("token", ["invalid"])]}) from exc
