@@ -26,6 +26,7 @@ from privacy.models import (
     ConsentState,
     DataRequest,
     HeldField,
+    KeyringEntry,
     RequestTask,
     Subject,
     SubjectField,
@@ -113,6 +114,22 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
                "fields_held": sorted(h["name"] for h in held), "holds": sorted({h["hold"] for h in held}),
                "withdrawn": withdrawn}
     append_audit(session, ACTOR, "subject.erased", now, target=subject.id, details=summary)
+    return summary
+
+
+def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
+    """Legal holds that have ended: delete the held fields, then destroy every hold key of a
+    month that is over (nothing sealed under it may outlive its hold)."""
+    fields = session.execute(delete(HeldField).where(HeldField.until <= now)).rowcount or 0
+    month = f"{now:%Y-%m}"
+    spent = [name for name in session.scalars(select(KeyringEntry.name).where(KeyringEntry.name.like("hold|%")))
+             if name.rsplit("|", 1)[-1] < month]
+    if spent:
+        session.execute(delete(HeldField).where(HeldField.key_name.in_(spent)))
+        session.execute(delete(KeyringEntry).where(KeyringEntry.name.in_(spent)))
+    summary = {"fields": int(fields), "keys": len(spent)}
+    if fields or spent:
+        append_audit(session, ACTOR, "holds.released", now, details=summary)
     return summary
 
 

@@ -10,6 +10,7 @@ from exports.store import instance_store
 from privacy.consent import ConsentService
 from privacy.context import current
 from privacy.db import db, unit_of_work
+from privacy.fulfilment import release_expired_holds
 from privacy.models import Confirmation, IdempotencyRecord
 from privacy.outbox import deliver_pending
 from privacy.requests import RequestService
@@ -71,6 +72,15 @@ def purge_packages(now: dt.datetime) -> int:
     return count
 
 
+def release_legal_holds(now: dt.datetime) -> int:
+    """Erase what erasures kept for a legal hold once the hold has ended, and destroy its keys."""
+    with unit_of_work() as session:
+        summary = release_expired_holds(session, now)
+    if summary["fields"] or summary["keys"]:
+        log.info("legal holds: %d held fields erased, %d hold keys destroyed", summary["fields"], summary["keys"])
+    return summary["fields"]
+
+
 JOBS = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
@@ -79,4 +89,5 @@ JOBS = {
     "expire_requests": (expire_requests, dt.timedelta(hours=1)),
     "process_requests": (process_requests, dt.timedelta(minutes=1)),
     "purge_packages": (purge_packages, dt.timedelta(hours=1)),
+    "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
 }

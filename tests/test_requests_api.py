@@ -311,6 +311,29 @@ def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
     assert erased and erased[0]["details"]["fields_held"] == ["first_name"]
 
 
+def test_held_fields_and_their_key_are_destroyed_when_the_hold_ends(
+        app: Flask, client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    from sqlalchemy import select
+
+    from privacy.db import db
+    from privacy.models import HeldField, KeyringEntry
+    from retention.jobs import release_legal_holds
+
+    subject_id = sign_up(client, writer)
+    verify(client, mailbox, open_request(client, "erasure")["id"])
+    with app.app_context():
+        held = db.session.scalars(select(HeldField).where(HeldField.subject_id == subject_id)).one()
+        until, key_name = held.until, held.key_name
+        db.session.rollback()
+        assert release_legal_holds(until - dt.timedelta(days=1)) == 0
+        assert release_legal_holds(until + dt.timedelta(seconds=1)) == 1
+        assert db.session.scalars(select(HeldField)).all() == []
+        assert db.session.get(KeyringEntry, key_name) is not None  # the month is not over yet
+        db.session.rollback()
+        release_legal_holds(until + dt.timedelta(days=32))
+        assert db.session.get(KeyringEntry, key_name) is None
+
+
 # --- rectification, restriction, objection -------------------------------------------
 
 def test_rectification_corrects_a_field(client: FlaskClient, writer: dict[str, str], officer: dict[str, str],
@@ -444,3 +467,57 @@ def test_requests_are_rate_limited_per_ip(make_app: Any) -> None:
     other = client.post("/v1/requests", json={"type": "access", "email": "p8@example.se"},
                         environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert other.status_code == 202
+
+
+# --- no enumeration -------------------------------------------------------------------
+
+def _statements_of(app: Flask, client: FlaskClient, email: str) -> list[str]:
+    from sqlalchemy import event
+
+    from privacy.db import db
+
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.post("/v1/requests", json={"type": "erasure", "email": email}).status_code == 202
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_intake_runs_the_same_statements_for_known_and_unknown_addresses(
+        app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+    sign_up(client, writer)
+    client.post("/v1/requests", json={"type": "access", "email": "warm-up@example.se"})
+    known = _statements_of(app, client, ANNA)
+    unknown = _statements_of(app, client, "nobody@example.se")
+    assert known == unknown
+    assert not any("FROM subjects" in s for s in known)  # nothing is looked up before verification
+
+
+def test_intake_takes_about_as_long_for_known_and_unknown_addresses(make_app: Any) -> None:
+    import statistics
+    import time
+
+    from privacy.apikeys import create_key
+    from privacy.db import unit_of_work
+
+    app = make_app(REQUEST_LIMIT_IP="1000 per minute", REQUEST_LIMIT_EMAIL="1000 per minute")
+    client = app.test_client()
+    with app.app_context(), unit_of_work() as session:
+        _, token = create_key(session, "form", ["consent:write"], "test", utcnow())
+    sign_up(client, {"Authorization": f"Bearer {token}"})
+    timings: dict[str, list[float]] = {ANNA: [], "nobody@example.se": []}
+    for _ in range(12):
+        for email in timings:  # interleaved, so drift hits both alike
+            start = time.perf_counter()
+            assert client.post("/v1/requests", json={"type": "access", "email": email}).status_code == 202
+            timings[email].append(time.perf_counter() - start)
+    known, unknown = (statistics.median(v) for v in timings.values())
+    assert 1 / 3 < known / unknown < 3, (known, unknown)
