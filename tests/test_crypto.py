@@ -123,3 +123,20 @@ def test_a_shredded_subject_is_not_revived_by_a_new_sign_up(app: Flask, client: 
         db.session.commit()
     r = client.post("/v1/consents", json=SIGNUP, headers=writer)
     assert r.status_code == 409 and r.json["error"]["code"] == "subject_erased"
+
+
+def test_rotate_master_rewraps_request_keys_too(
+        make_app: Callable[..., Flask], app: Flask, client: FlaskClient, officer: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = client.post("/v1/requests", json={"type": "access", "email": "anna@example.se"})
+    assert opened.status_code == 202
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("NEW_MASTER", new_key)
+    result = app.test_cli_runner().invoke(args=["keys", "rotate-master", "--new-key-env", "NEW_MASTER"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == "1"
+    rotated = make_app(MASTER_KEY=new_key)
+    extended = rotated.test_client().post(f"/v1/requests/{opened.json['id']}/extend",
+                                          json={"days": 10, "reason": "busy season"}, headers=officer)
+    assert extended.status_code == 200  # the request's sealed details opened under the new master key
+    assert extended.json["extension_reason"] == "busy season"

@@ -70,3 +70,23 @@ def test_an_invalid_policy_file_stops_the_service(tmp_path: Path, make_app: Call
                                    "retention: {period_days: -1, after: last_activity, action: anonymise}"))
     with pytest.raises(PolicyError, match=r"purposes\[0\]\.retention\.period_days"):
         make_app(POLICY_FILE=str(bad))
+
+
+def test_an_unknown_time_zone_is_named() -> None:
+    broken = EXAMPLE.replace("time_zone: Europe/Stockholm", "time_zone: Europe/Stokholm")
+    with pytest.raises(PolicyError, match=r"controller\.time_zone: 'Europe/Stokholm' is not a known time zone"):
+        parse_policy(broken)
+
+
+def test_a_legal_hold_for_an_undeclared_purpose_is_named() -> None:
+    broken = EXAMPLE.replace("applies_to: [loyalty_club]", "applies_to: [loyalty_clubb]")
+    with pytest.raises(PolicyError, match=r"legal_holds\[0\]\.applies_to\[0\]: 'loyalty_clubb' is not a declared"):
+        parse_policy(broken)
+
+
+def test_a_legal_hold_covers_the_purposes_it_names() -> None:
+    policy = load_policy()
+    hold = policy.legal_holds[0]
+    purposes = {p.code: p for p in policy.purposes}
+    assert hold.covers(purposes, {"loyalty_club", "marketing_email"})
+    assert not hold.covers(purposes, {"marketing_email"})

@@ -73,6 +73,12 @@ class RequestSchema(Schema):
     extended_until = fields.String(allow_none=True)
     deadline = fields.String(metadata={"description": "extended_until if extended, else due_at"})
     overdue = fields.Boolean()
+    verified_at = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    subject_id = fields.String(allow_none=True)
+    language = fields.String(metadata={"enum": list(LANGUAGES)})
+    extension_reason = fields.String()
+    rejection_reason = fields.String()
     systems = fields.List(fields.Nested(SystemSchema))
     history = fields.List(fields.Dict(), metadata={"description": "every transition, from the audit log"})
 
