@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from privacy import fulfilment, request_mail
@@ -57,6 +57,7 @@ VERIFY_DAYS = 7
 DOWNLOAD_DAYS = 7
 DOWNLOAD_USES = 3
 MAX_REASON = 2000
+DETAILS_KEPT = dt.timedelta(days=90)  # after closing: time to answer follow-up questions, then forget
 
 
 class Packager(Protocol):
@@ -474,6 +475,24 @@ class RequestService:
             self.run_local(request_id, now)
             closed += self.complete_if_ready(request_id, now)
         return closed
+
+    def forget_closed(self, now: dt.datetime, after: dt.timedelta = DETAILS_KEPT) -> int:
+        """Destroy the key of requests closed longer than ``after`` ago: the address, changes
+        and answers they held become unreadable; the request's dates, status and audit trail
+        stay as proof that it was handled."""
+        cutoff = now - after
+        closed = [s for s in STATUSES if s not in TRANSITIONS]
+        ids = list(self.session.scalars(select(DataRequest.id).where(
+            DataRequest.status.in_(closed), DataRequest.wrapped_key.is_not(None),
+            func.coalesce(DataRequest.completed_at, DataRequest.updated_at) <= cutoff)))
+        self.session.rollback()
+        for request_id in ids:
+            with unit_of_work() as session:
+                request = self._request(session, request_id)
+                request.wrapped_key = request.master_key_id = request.sealed = None
+                session.execute(update(RequestTask).where(RequestTask.request_id == request_id).values(result=None))
+                append_audit(session, LOCAL_SYSTEM, "request.details_destroyed", now, target=request_id)
+        return len(ids)
 
     def purge_packages(self, now: dt.datetime) -> int:
         """Delete the files of packages past their expiry."""

@@ -72,6 +72,14 @@ def purge_packages(now: dt.datetime) -> int:
     return count
 
 
+def forget_closed_requests(now: dt.datetime) -> int:
+    """Destroy the keys of requests closed more than 90 days ago (their address and details)."""
+    count = _requests().forget_closed(now)
+    if count:
+        log.info("requests: details of %d closed requests destroyed", count)
+    return count
+
+
 def release_legal_holds(now: dt.datetime) -> int:
     """Erase what erasures kept for a legal hold once the hold has ended, and destroy its keys."""
     with unit_of_work() as session:
@@ -90,4 +98,5 @@ JOBS = {
     "process_requests": (process_requests, dt.timedelta(minutes=1)),
     "purge_packages": (purge_packages, dt.timedelta(hours=1)),
     "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
+    "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
 }

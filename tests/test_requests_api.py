@@ -164,6 +164,25 @@ def test_unverified_requests_expire(app: Flask, client: FlaskClient, officer: di
     assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "expired"
 
 
+def test_a_closed_requests_details_are_destroyed_after_90_days(
+        app: Flask, client: FlaskClient, officer: dict[str, str], mailbox: Mailbox) -> None:
+    from privacy.db import db
+    from privacy.models import DataRequest
+    from retention.jobs import forget_closed_requests
+
+    req = open_request(client, "access", email="nobody@example.se")
+    verify(client, mailbox, req["id"], "nobody@example.se")
+    mailbox.deliver()
+    with app.app_context():
+        assert forget_closed_requests(utcnow() + dt.timedelta(days=89)) == 0
+        assert forget_closed_requests(utcnow() + dt.timedelta(days=91)) == 1
+        row = db.session.get(DataRequest, req["id"])
+        assert row is not None and row.wrapped_key is None and row.sealed is None
+    view = client.get(f"/v1/requests/{req['id']}", headers=officer).json
+    assert view["status"] == "completed"
+    assert view["history"][-1]["action"] == "request.details_destroyed"
+
+
 def test_every_transition_is_in_the_history_and_the_audit_log(
         client: FlaskClient, writer: dict[str, str], officer: dict[str, str], admin: dict[str, str],
         mailbox: Mailbox) -> None:
@@ -521,3 +540,51 @@ def test_intake_takes_about_as_long_for_known_and_unknown_addresses(make_app: An
             timings[email].append(time.perf_counter() - start)
     known, unknown = (statistics.median(v) for v in timings.values())
     assert 1 / 3 < known / unknown < 3, (known, unknown)
+
+
+# --- the fan-out seam -------------------------------------------------------------------
+
+def test_a_request_waits_for_every_connected_system_before_it_completes(
+        make_app: Any, tmp_path: Any) -> None:
+    from privacy.policy import DEFAULT_POLICY_FILE
+    from retention.jobs import process_requests
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(DEFAULT_POLICY_FILE.read_text().replace("connectors: []", """connectors:
+  - name: crm
+    type: webhook
+    url: https://crm.example.se/privacy
+    secret_env: CRM_SECRET
+    operations: [access, erasure]
+  - name: newsletter
+    type: mailchimp
+    operations: [consent]
+"""))
+    app = make_app(POLICY_FILE=str(policy))
+    client = app.test_client()
+    mailbox = Mailbox(app)
+    with app.app_context():
+        from privacy.apikeys import create_key
+        from privacy.db import unit_of_work
+
+        with unit_of_work() as session:
+            _, officer_token = create_key(session, "officer", ["requests:manage"], "test", utcnow())
+            _, writer_token = create_key(session, "form", ["consent:write"], "test", utcnow())
+    officer = {"Authorization": f"Bearer {officer_token}"}
+    sign_up(client, {"Authorization": f"Bearer {writer_token}"})
+    req = open_request(client, "erasure")
+    assert verify(client, mailbox, req["id"])["status"] == "in_progress"
+    systems = {s["name"]: s["status"] for s in client.get(f"/v1/requests/{req['id']}", headers=officer).json[
+        "systems"]}
+    assert systems == {"privacy-service": "succeeded", "crm": "pending"}  # the newsletter does not erase
+    with app.app_context():
+        from sqlalchemy import update
+
+        from privacy.db import db
+        from privacy.models import RequestTask
+
+        assert process_requests(utcnow()) == 0
+        db.session.execute(update(RequestTask).where(RequestTask.system == "crm").values(status="succeeded"))
+        db.session.commit()
+        assert process_requests(utcnow()) == 1
+    assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "completed"
