@@ -6,12 +6,14 @@ piece by piece into ``zf.open(name, "w")``, so the memory used stays the same ho
 long the consent history is; the output may be unseekable (a :class:`SealedWriter`).
 
 The consent history, the one list that grows without bound, may be any iterable (a
-generator over a database query, say). It is consumed exactly once: unless it is already
-a list, it is spooled to an anonymous temporary file sealed under a key that only lives
-in memory, and replayed from there for each file that shows it. Nothing is logged.
+generator over a database query, say). It is consumed exactly once, before the zip is
+begun: each event is rendered straight away as a data.json item, a CSV row and an HTML
+table row, into three anonymous temporary files sealed under a key that lives only in
+memory, which are then copied into the zip. Nothing is logged.
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import datetime as dt
@@ -25,14 +27,18 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from jinja2 import Environment, PackageLoader, Template, Undefined
+from markupsafe import Markup, escape
 
 from privacy.crypto import SealedWriter, new_file_key, open_sealed
 
 FORMAT = "privacy-access-package/1"
 KINDS = ("access", "portability")
 LANGUAGES = ("sv", "en")
-_TEXT_CHUNK = 64 * 1024
+_TEXT_CHUNK = 16 * 1024  # characters handed to the zip entry at a time
+_SPOOL_CHUNK = 16 * 1024  # plaintext per sealed segment of a history spool
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps with options makes one per call
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "subject.csv": ("name", "category", "value", "purposes", "source"),
@@ -269,26 +275,26 @@ def package_language(code: str | None) -> str:
 def write_package(out: BinaryIO, content: PackageContent) -> None:
     """Write the package zip to ``out`` (left open), streaming: memory does not grow with the data."""
     lang = package_language(content.language)
+    page = _Page(content, lang)
     data = content.data
     when = max(content.generated_at.timetuple()[:6], (1980, 1, 1, 0, 0, 0))
     document = {"format": FORMAT, "kind": content.kind, "generated_at": content.generated_at.isoformat(),
                 "request": content.request, **data}
-    with (
-        _replayable(data.get("consent_history") or ()) as history,
-        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf,
-    ):
-        with _text_entry(zf, "index.html", when, "utf-8") as text:
-            for piece in _template().generate(_page_context(content, lang, history())):
-                text.write(piece)
-        with _text_entry(zf, "data.json", when, "utf-8", errors="backslashreplace") as text:
-            for piece in _json_pieces(document, history):
-                text.write(piece)
-        for name, rows in _csv_rows(data, lang, history):
-            with _text_entry(zf, name, when, "utf-8-sig") as text:
-                writer = csv.writer(text)
-                writer.writerow(CSV_COLUMNS[name])
-                for row in rows:
-                    writer.writerow([csv_cell(row.get(column)) for column in CSV_COLUMNS[name]])
+    with _HistorySpool(page.history_row) as history:
+        history.consume(data.get("consent_history") or ())
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            with _text_entry(zf, "index.html", when, "utf-8") as text:
+                text.writelines(_template().generate(page.context(history)))
+            with _text_entry(zf, "data.json", when, "utf-8", errors="backslashreplace") as text:
+                text.writelines(_json_pieces(document, history))
+            for name, rows in _csv_tables(data, lang):
+                with _text_entry(zf, name, when, "utf-8-sig") as text:
+                    writer = csv.writer(text)
+                    writer.writerow(CSV_COLUMNS[name])
+                    if rows is None:
+                        text.writelines(history.replay("csv"))
+                    else:
+                        writer.writerows(csv_row(row, CSV_COLUMNS[name]) for row in rows)
 
 
 # --- zip entries ------------------------------------------------------------------------
@@ -296,75 +302,130 @@ def write_package(out: BinaryIO, content: PackageContent) -> None:
 
 @contextlib.contextmanager
 def _text_entry(zf: zipfile.ZipFile, name: str, when: tuple[int, ...], encoding: str,
-                errors: str = "replace") -> Iterator[io.TextIOWrapper]:
+                errors: str = "replace") -> Iterator[_Batched]:
     info = zipfile.ZipInfo(name, date_time=when)  # type: ignore[arg-type]
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     # errors: a lone surrogate (possible in a system's JSON answer) must not stop the package.
     with io.TextIOWrapper(zf.open(info, "w"), encoding=encoding, errors=errors, newline="") as text:
-        text._CHUNK_SIZE = _TEXT_CHUNK  # type: ignore[attr-defined]
-        yield text
+        batched = _Batched(text)
+        yield batched
+        batched.flush()
 
 
-@contextlib.contextmanager
-def _replayable(items: Iterable[Any]) -> Iterator[Callable[[], Iterator[Any]]]:
-    """Consume ``items`` once; yield a function that replays them as often as needed.
+class _Batched:
+    """Collects small pieces of text and passes them on ~16 K characters at a time (far fewer calls)."""
 
-    A list or tuple is already in memory and is simply iterated again. Anything else is
-    spooled as JSON lines to an anonymous temporary file, sealed under a throw-away key so
-    that no personal data lies in clear on disk, even for the minutes the package takes.
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, piece: str) -> int:
+        self._parts.append(piece)
+        self._size += len(piece)
+        if self._size >= _TEXT_CHUNK:
+            self.flush()
+        return len(piece)
+
+    def writelines(self, pieces: Iterable[str]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
+    def flush(self) -> None:
+        self._text.write("".join(self._parts))
+        self._parts.clear()
+        self._size = 0
+
+
+class _HistorySpool:
+    """The consent history, consumed once and written at once in the three forms the package
+    shows it in: data.json items, CSV rows and HTML table rows.
+
+    Each form goes to an anonymous temporary file sealed under a key that lives only in
+    memory, so no personal data lies in clear on disk even for the moments a package takes,
+    and a form is replayed by copying it: nothing is decoded or rendered twice.
     """
-    if isinstance(items, Sequence):
-        yield lambda: iter(items)
-        return
-    key, context = new_file_key(), "package-spool"
-    with tempfile.TemporaryFile() as spool:
-        with SealedWriter(spool, key, context) as sealed:
-            for item in items:
-                sealed.write(json.dumps(item, separators=(",", ":")).encode() + b"\n")
 
-        def replay() -> Iterator[Any]:
-            spool.seek(0)
-            rest = b""
-            for segment in open_sealed(spool, key, context):  # type: ignore[arg-type]
-                lines = (rest + segment).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    yield json.loads(line)
+    FORMS = (("json", "backslashreplace"), ("csv", "replace"), ("html", "replace"))
 
-        yield replay
+    def __init__(self, html_row: Callable[[dict[str, Any]], str]) -> None:
+        self._html_row = html_row
+        self._key = new_file_key()
+        self._files = contextlib.ExitStack()
+        self._spools: dict[str, BinaryIO] = {}
+        self.count = 0
+
+    def __enter__(self) -> _HistorySpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._files.close()
+
+    def consume(self, events: Iterable[dict[str, Any]]) -> None:
+        with contextlib.ExitStack() as writing:
+            streams = {}
+            for form, errors in self.FORMS:
+                spool = self._spools[form] = self._files.enter_context(tempfile.TemporaryFile())
+                sealed = writing.enter_context(SealedWriter(spool, self._key, f"package-spool|{form}",
+                                                            chunk_size=_SPOOL_CHUNK))
+                streams[form] = writing.enter_context(io.TextIOWrapper(sealed, encoding="utf-8", errors=errors,
+                                                                       newline=""))
+            to_json, to_html = streams["json"].write, streams["html"].write
+            to_csv = csv.writer(streams["csv"]).writerow
+            columns = CSV_COLUMNS["consent_history.csv"]
+            for event in events:
+                to_json((",\n  " if self.count else "\n  ") + _JSON.encode(event))
+                to_csv(csv_row(event, columns))
+                to_html(self._html_row(event))
+                self.count += 1
+
+    def replay(self, form: str) -> Iterator[str]:
+        """One form as text, in pieces of about one sealed segment."""
+        spool = self._spools[form]
+        spool.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for segment in open_sealed(spool, self._key, f"package-spool|{form}"):
+            yield decoder.decode(segment)
+        yield decoder.decode(b"", final=True)
 
 
 # --- data.json --------------------------------------------------------------------------
 
 
-def _json_pieces(document: dict[str, Any], history: Callable[[], Iterator[Any]]) -> Iterator[str]:
+def _json_pieces(document: dict[str, Any], history: _HistorySpool) -> Iterator[str]:
     """data.json piece by piece: one top-level key per line, one list item per line."""
-    dumps = functools.partial(json.dumps, ensure_ascii=False)
+    dumps = _JSON.encode
     yield "{"
     for n, (key, value) in enumerate(document.items()):
         yield ("," if n else "") + "\n" + dumps(key) + ": "
         if key == "consent_history":
-            items: Iterable[Any] = history()
+            yield "["
+            yield from history.replay("json")
+            yield "\n]" if history.count else "]"
         elif isinstance(value, list | tuple):
-            items = value
+            opened = "["
+            for item in value:
+                yield opened + "\n  " + dumps(item)
+                opened = ","
+            yield "[]" if opened == "[" else "\n]"
         else:
             yield dumps(value)
-            continue
-        opened = "["
-        for item in items:
-            yield opened + "\n  " + dumps(item)
-            opened = ","
-        yield "[]" if opened == "[" else "\n]"
     yield "\n}\n"
 
 
 # --- CSV --------------------------------------------------------------------------------
 
 
+def csv_row(row: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    return [csv_cell(row.get(column)) for column in columns]
+
+
 def csv_cell(value: Any) -> str:
     """One CSV cell: lists joined with ";", and text that a spreadsheet would run as a
     formula (starting with = + - @, a tab or a CR) prefixed with a single quote."""
+    if type(value) is str:
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -381,15 +442,15 @@ def _plain(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list | tuple):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _COMPACT_JSON.encode(value)
     return str(value)
 
 
-def _csv_rows(data: dict[str, Any], lang: str,
-              history: Callable[[], Iterator[Any]]) -> Iterator[tuple[str, Iterable[dict[str, Any]]]]:
+def _csv_tables(data: dict[str, Any], lang: str) -> Iterator[tuple[str, list[dict[str, Any]] | None]]:
+    """Each CSV file with its rows; ``None`` for the consent history, which comes from its spool."""
     yield "subject.csv", (data.get("subject") or {}).get("fields") or []
     yield "consents.csv", data.get("consents") or []
-    yield "consent_history.csv", history()
+    yield "consent_history.csv", None
     yield "requests.csv", data.get("requests") or []
     yield "purposes.csv", [
         {**purpose, "name": _purpose_name(purpose, lang),
@@ -419,41 +480,56 @@ def _template() -> Template:
     return env.get_template("package_index.html")
 
 
-def _page_context(content: PackageContent, lang: str, history: Iterator[Any]) -> dict[str, Any]:
-    texts, data = TEXTS[lang], content.data
-    purposes = data.get("purposes") or []
-    names = {p.get("code"): _purpose_name(p, lang) for p in purposes}
+class _Page:
+    """What index.html needs beyond the data: the language's words and the purposes' names."""
 
-    def word(kind: str, code: Any) -> str:
+    def __init__(self, content: PackageContent, lang: str) -> None:
+        self.content, self.lang, self.texts = content, lang, TEXTS[lang]
+        self.names = {p.get("code"): _purpose_name(p, lang) for p in content.data.get("purposes") or []}
+
+    def word(self, kind: str, code: Any) -> str:
         """A code in words (``word("basis", "consent")`` → "samtycke"), else the code itself."""
-        return texts.get(f"{kind}.{code}", _shown(code))
+        text = self.texts.get(f"{kind}.{code}")
+        return _shown(code) if text is None else text
 
-    def purpose_name(code: Any) -> str:
-        return names.get(code) or _shown(code)
+    def purpose_name(self, code: Any) -> str:
+        return self.names.get(code) or _shown(code)
 
-    def purpose_names(codes: Any) -> str:
+    def purpose_names(self, codes: Any) -> str:
         if not isinstance(codes, list | tuple):
-            return purpose_name(codes)
-        return ", ".join(purpose_name(code) for code in codes) or _shown(None)
+            return self.purpose_name(codes)
+        return ", ".join(self.purpose_name(code) for code in codes) or _shown(None)
 
-    def retention(rule: dict[str, Any] | None) -> str:
+    def retention(self, rule: dict[str, Any] | None) -> str:
         if not rule:
             return _shown(None)
-        days = texts["days"].format(n=rule.get("period_days"))
-        return texts["retention.summary"].format(days=days, after=word("after", rule.get("after")),
-                                                 action=word("then", rule.get("action")))
+        days = self.texts["days"].format(n=rule.get("period_days"))
+        return self.texts["retention.summary"].format(days=days, after=self.word("after", rule.get("after")),
+                                                      action=self.word("then", rule.get("action")))
 
-    systems = [(name, json.dumps(answer, ensure_ascii=False, indent=2, default=str))
-               for name, answer in (data.get("systems") or {}).items()]
-    return {
-        "lang": lang, "t": texts, "kind": content.kind, "word": word, "purpose_name": purpose_name,
-        "purpose_names": purpose_names,
-        "retention": retention, "generated_at": content.generated_at.isoformat(), "request": content.request,
-        "fields": (data.get("subject") or {}).get("fields") or [], "consents": data.get("consents") or [],
-        "history": history, "requests": data.get("requests") or [], "purposes": purposes,
-        "recipients": data.get("recipients") or [], "retention_rules": data.get("retention") or [],
-        "sources": data.get("sources") or [], "systems": systems,
-    }
+    def history_row(self, event: dict[str, Any]) -> str:
+        """One row of the history table, escaped here: the history may be long, so it is
+        rendered once while spooled (columns as in the template's table head)."""
+        cells = (_shown(event.get("seq")), _when(event.get("recorded_at")), self.purpose_name(event.get("purpose")),
+                 self.word("action", event.get("action")), self.word("status", event.get("status")),
+                 _shown(event.get("notice_version")), _shown(event.get("source")), _shown(event.get("text_hash")))
+        return "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>\n"
+
+    def context(self, history: _HistorySpool) -> dict[str, Any]:
+        data = self.content.data
+        systems = [(name, json.dumps(answer, ensure_ascii=False, indent=2, default=str))
+                   for name, answer in (data.get("systems") or {}).items()]
+        return {
+            "lang": self.lang, "t": self.texts, "kind": self.content.kind, "word": self.word,
+            "purpose_name": self.purpose_name, "purpose_names": self.purpose_names, "retention": self.retention,
+            "generated_at": self.content.generated_at.isoformat(), "request": self.content.request,
+            "fields": (data.get("subject") or {}).get("fields") or [], "consents": data.get("consents") or [],
+            # Rows escaped by history_row and kept in a sealed (so unaltered) spool: safe as markup.
+            "history_rows": map(Markup, history.replay("html")), "history_count": history.count,
+            "requests": data.get("requests") or [], "purposes": data.get("purposes") or [],
+            "recipients": data.get("recipients") or [], "retention_rules": data.get("retention") or [],
+            "sources": data.get("sources") or [], "systems": systems,
+        }
 
 
 def _shown(value: Any) -> str:
