@@ -171,16 +171,8 @@ class ConsentService:
         for code in cmd.purposes:
             if code not in catalogue.purposes:
                 problems[f"purposes.{code}"] = [f"'{code}' is not a declared purpose"]
-        values: dict[str, str] = {}
-        for name, raw in cmd.subject.items():
-            spec = policy.fields.get(name)
-            if spec is None:
-                problems[f"subject.{name}"] = [f"'{name}' is not in the fields catalogue"]
-                continue
-            try:
-                values[name] = normalise(spec.type, raw, spec.max_length)
-            except FieldValueError as exc:
-                problems[f"subject.{name}"] = [str(exc)]
+        values, field_problems = policy.normalise_values(cmd.subject, "subject")
+        problems.update(field_problems)
         if cmd.subject_id is None and "email" not in cmd.subject:
             problems["subject.email"] = ["is required (or give subject_id)"]
         if problems:

@@ -19,7 +19,6 @@ from privacy.consent_plan import ACTIVE
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import shred
 from privacy.errors import Conflict, InvalidInput
-from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit
 from privacy.models import (
     ConsentEvent,
@@ -42,17 +41,7 @@ def validate_changes(policy: Policy, changes: Any) -> dict[str, str]:
     """Rectification changes checked against the fields catalogue: 422 naming the field."""
     if not isinstance(changes, dict) or not changes:
         raise InvalidInput.field("changes", "give at least one field to correct, e.g. {\"first_name\": \"Anna\"}")
-    problems: dict[str, list[str]] = {}
-    values: dict[str, str] = {}
-    for name, raw in changes.items():
-        spec = policy.fields.get(name)
-        if spec is None:
-            problems[f"changes.{name}"] = [f"'{name}' is not in the fields catalogue"]
-            continue
-        try:
-            values[name] = normalise(spec.type, raw, spec.max_length)
-        except FieldValueError as exc:
-            problems[f"changes.{name}"] = [str(exc)]
+    values, problems = policy.normalise_values(changes, "changes")
     if problems:
         raise InvalidInput.fields(problems)
     return values

@@ -18,7 +18,7 @@ import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as mf
 
-from privacy.fields import COUNTRY_CODES, FIELD_TYPES
+from privacy.fields import COUNTRY_CODES, FIELD_TYPES, FieldValueError, normalise
 from privacy.validation import StrictBoolean, text
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
@@ -287,6 +287,22 @@ class Policy:
 
     def age_of_consent_for(self, country: str | None) -> int:
         return self.age_of_consent.get(country or "", self.default_age_of_consent)
+
+    def normalise_values(self, raw: dict[str, Any], path: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Personal values checked against the fields catalogue: (normalised values, problems
+        by ``path.field``). A field outside the catalogue is a problem, never stored."""
+        values: dict[str, str] = {}
+        problems: dict[str, list[str]] = {}
+        for name, value in raw.items():
+            spec = self.fields.get(name)
+            if spec is None:
+                problems[f"{path}.{name}"] = [f"'{name}' is not in the fields catalogue"]
+                continue
+            try:
+                values[name] = normalise(spec.type, value, spec.max_length)
+            except FieldValueError as exc:
+                problems[f"{path}.{name}"] = [str(exc)]
+        return values, problems
 
 
 class PolicyError(Exception):

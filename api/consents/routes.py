@@ -1,10 +1,9 @@
 """Consent routes: record, check, and the mailed confirm / withdraw links."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Response, json, render_template, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,17 +16,14 @@ from api.consents.schemas import (
     ConsentRequestSchema,
     WithdrawQuerySchema,
 )
+from api.links import json_response, link_result, page
 from api.services import consent_service, now
 from privacy.consent import ConsentCommand
-from privacy.errors import InvalidInput, ServiceError
+from privacy.errors import InvalidInput
 
 blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Recording and checking consent")
 
 IDEMPOTENCY_KEY_MAX = 255
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 @blp.route("")
@@ -68,29 +64,12 @@ class Check(MethodView):
         return json_response(body)
 
 
-def _page(title: str, message: str, status: int = 200, action: str | None = None, button: str = "") -> Response:
-    html = render_template("link_page.html", title=title, message=message, action=action, button=button)
-    return Response(html, status=status, mimetype="text/html")
-
-
-def _link_result(action: Callable[[], dict[str, Any]], title: str, message: str) -> Response:
-    """Run a mailed link's action; a browser gets a page, a JSON client the JSON body or error."""
-    wants_json = request.accept_mimetypes.best == "application/json"
-    try:
-        result = action()
-    except ServiceError as exc:
-        if wants_json:
-            raise
-        return _page("Link not valid", exc.message, status=exc.status)
-    return json_response(result) if wants_json else _page(title, message)
-
-
 @blp.route("/confirm/<token>")
 class Confirm(MethodView):
     @blp.response(200, content_type="text/html", description="a page with a button; confirms nothing by itself")
     def get(self, token: str) -> Response:
         """The page a double opt-in mail links to. Mail scanners that prefetch it confirm nothing."""
-        return _page("Confirm your subscription", "Press the button to confirm.", action=request.path,
+        return page("Confirm your subscription", "Press the button to confirm.", action=request.path,
                      button="Confirm")
 
     @blp.response(200, ConfirmedSchema)
@@ -98,7 +77,7 @@ class Confirm(MethodView):
     def post(self, token: str) -> Response:
         """Confirm a double opt-in: the pending purposes become granted."""
         source = {"channel": "email", "form": "double-opt-in"}
-        return _link_result(lambda: consent_service().confirm(token, now(), source), "Thank you",
+        return link_result(lambda: consent_service().confirm(token, now(), source), "Thank you",
                             "Your subscription is confirmed.")
 
 
@@ -108,13 +87,13 @@ class Withdraw(MethodView):
     @blp.response(200, content_type="text/html", description="a page with a button")
     def get(self, args: dict[str, Any]) -> Response:
         """The withdraw link of every marketing mail: a page with one button."""
-        return _page("Withdraw consent", "Press the button and we stop at once.", action=request.full_path,
+        return page("Withdraw consent", "Press the button and we stop at once.", action=request.full_path,
                      button="Withdraw")
 
     @blp.arguments(WithdrawQuerySchema, location="query")
     @blp.response(200, content_type="text/html", description="withdrawn (also RFC 8058 one-click POST)")
     def post(self, args: dict[str, Any]) -> Response:
         """Withdraw in one click (RFC 8058 ``List-Unsubscribe=One-Click`` posts here too)."""
-        return _link_result(lambda: consent_service().withdraw_by_link(
+        return link_result(lambda: consent_service().withdraw_by_link(
             args["subject"], args["purpose"], args["token"], now()), "Withdrawn",
             "You will not be contacted for this any more.")

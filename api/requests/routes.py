@@ -1,17 +1,16 @@
 """Data-subject request routes: the customer's intake and links, the officer's queue."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Response, render_template, request, stream_with_context
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from api.auth import BEARER, current_principal, requires
-from api.consents.routes import json_response
 from api.limits import email_key, limiter, setting
+from api.links import json_response, link_result, page
 from api.requests.schemas import (
     LANGUAGES,
     ExtendSchema,
@@ -25,7 +24,7 @@ from api.requests.schemas import (
     TokenSchema,
 )
 from api.services import now, request_service
-from privacy.errors import InvalidInput, ServiceError
+from privacy.errors import InvalidInput
 from privacy.requests import RequestCommand
 
 blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Data-subject requests (Art. 15-21)")
@@ -43,25 +42,6 @@ def _token() -> str:
         return str(TokenQuerySchema().load({"token": request.args.get("token", "")})["token"])
     except ValidationError as exc:
         raise InvalidInput.fields({"token": [str(m) for m in exc.messages.get("token", ["invalid"])]}) from exc
-
-
-def _page(title: str, message: str, status: int = 200, action: str | None = None, button: str = "") -> Response:
-    html = render_template("link_page.html", title=title, message=message, action=action, button=button)
-    return Response(html, status=status, mimetype="text/html")
-
-
-def _link(action: Callable[[], Response | dict[str, Any]], title: str, message: str) -> Response:
-    """A mailed link's POST: a browser gets a page, a JSON client the JSON answer or error."""
-    wants_json = request.is_json or request.accept_mimetypes.best == "application/json"
-    try:
-        result = action()
-    except ServiceError as exc:
-        if wants_json:
-            raise
-        return _page("Link not valid", exc.message, status=exc.status)
-    if isinstance(result, Response):
-        return result
-    return json_response(result) if wants_json else _page(title, message)
 
 
 def _zip(name: str, chunks: Any) -> Response:
@@ -110,7 +90,7 @@ class Verify(MethodView):
     @blp.response(200, content_type="text/html", description="a page with a button; verifies nothing by itself")
     def get(self, request_id: str) -> Response:
         """The page the verification mail links to. Mail scanners that prefetch it verify nothing."""
-        return _page("Confirm your request", "Press the button to confirm that this request is yours.",
+        return page("Confirm your request", "Press the button to confirm that this request is yours.",
                      action=request.full_path, button="Confirm")
 
     @blp.doc(requestBody={"content": {"application/json": {"schema": TokenSchema}}})
@@ -119,7 +99,7 @@ class Verify(MethodView):
     def post(self, request_id: str) -> Response:
         """Verify with the mailed token (JSON ``{"token"}`` or the link's query string)."""
         token = _token()
-        return _link(lambda: _public(request_service().verify(request_id, token, now())), "Thank you",
+        return link_result(lambda: _public(request_service().verify(request_id, token, now())), "Thank you",
                      "Your request is confirmed. We will e-mail you when it is done.")
 
 
@@ -179,7 +159,7 @@ class Download(MethodView):
     @blp.response(200, content_type="text/html", description="a page with a download button")
     def get(self, request_id: str) -> Response:
         """The customer's download link: a page; the button downloads (the link works a few times)."""
-        return _page("Your data", "Press the button to download your data as a zip file.",
+        return page("Your data", "Press the button to download your data as a zip file.",
                      action=request.full_path, button="Download")
 
     @blp.response(200, content_type="application/zip", description="the package")
@@ -192,4 +172,4 @@ class Download(MethodView):
             name, chunks = request_service().download(request_id, token, now())
             return _zip(name, chunks)
 
-        return _link(download, "", "")
+        return link_result(download, "", "")
