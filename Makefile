@@ -48,8 +48,9 @@ test-postgres: ## Run the test suite against a throwaway PostgreSQL (.ci/postgre
 lint: ## Run ruff and mypy
 	ruff check . && mypy privacy api retention exports
 
-bench: ## Run the benchmarks (python -m bench)
+bench: ## Run the benchmarks (python -m bench, then python -m bench.requests)
 	$(PYTHON) -m bench
+	$(PYTHON) -m bench.requests
 
 ci: ## Run the full CI script (.ci/run) locally
 	bash .ci/run
