@@ -363,6 +363,18 @@ def test_rectification_corrects_a_field(client: FlaskClient, writer: dict[str, s
     assert client.get(f"/v1/subjects?email={ANNA}", headers=officer).json["fields"]["first_name"] == "Anna-Karin"
 
 
+def test_a_rectification_to_another_subjects_address_fails_and_changes_nothing(
+        client: FlaskClient, writer: dict[str, str], officer: dict[str, str], mailbox: Mailbox) -> None:
+    sign_up(client, writer)
+    sign_up(client, writer, email="bo@example.se")
+    req = open_request(client, "rectification", changes={"email": "bo@example.se", "first_name": "Annika"})
+    assert verify(client, mailbox, req["id"])["status"] == "partially_completed"
+    view = client.get(f"/v1/requests/{req['id']}", headers=officer).json
+    assert view["systems"][0]["status"] == "failed" and "another subject" in view["systems"][0]["last_error"]
+    assert client.get(f"/v1/subjects?email={ANNA}", headers=officer).json["fields"]["first_name"] == "Anna"
+    assert "could not finish" in last_mail_text(mailbox)
+
+
 def test_an_invalid_rectification_is_422_and_changes_nothing(
         client: FlaskClient, writer: dict[str, str], officer: dict[str, str]) -> None:
     sign_up(client, writer)
