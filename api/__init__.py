@@ -83,7 +83,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     api.register_field(StrictBoolean, "boolean", None)
-    limits.init_app(app)
     for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
@@ -106,6 +105,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             if not booted:
                 raise NotReady("the database schema is missing: run 'privacy db upgrade'")
             ready.set()
+
+    limits.init_app(app)  # after the readiness hook: a limit keyed by blind index needs the keyring
 
     with app.app_context():
         try:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from privacy.consent import ConsentService
@@ -24,6 +24,7 @@ from privacy.models import (
     ConsentEvent,
     ConsentState,
     DataRequest,
+    ExportPackage,
     HeldField,
     KeyringEntry,
     RequestTask,
@@ -94,6 +95,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
     withdrawn = ConsentService(session, ctx).withdraw_for(session, subject.id, None, _source(request), now)
     session.execute(insert(Suppression), [{"email_index": subject.email_index, "subject_id": subject.id,
                                            "reason": "erasure", "request_id": request.id, "created_at": now}])
+    forgotten = _forget_other_requests(session, subject, request, now)
     shred(subject, now)
     session.flush()
     session.execute(delete(SubjectField).where(SubjectField.subject_id == subject.id))
@@ -101,7 +103,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
     session.execute(delete(Subject).where(Subject.id == subject.id))  # cascades: confirmations, queued mail
     summary = {"request": request.id, "fields_erased": sorted(set(fields) - {h["name"] for h in held}),
                "fields_held": sorted(h["name"] for h in held), "holds": sorted({h["hold"] for h in held}),
-               "withdrawn": withdrawn}
+               "withdrawn": withdrawn, "requests_forgotten": forgotten}
     append_audit(session, ACTOR, "subject.erased", now, target=subject.id, details=summary)
     return summary
 
@@ -120,6 +122,22 @@ def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
     if fields or spent:
         append_audit(session, ACTOR, "holds.released", now, details=summary)
     return summary
+
+
+def _forget_other_requests(session: Session, subject: Subject, request: DataRequest, now: dt.datetime) -> int:
+    """The person's other closed requests lose their key (address, details, any access
+    package still on disk, which is then deleted at the next sweep): erasure leaves no copy."""
+    closed = ("completed", "partially_completed", "rejected", "expired")
+    others = list(session.scalars(select(DataRequest).where(
+        or_(DataRequest.subject_id == subject.id, DataRequest.email_index == subject.email_index),
+        DataRequest.id != request.id, DataRequest.status.in_(closed), DataRequest.wrapped_key.is_not(None))))
+    for other in others:
+        other.wrapped_key = other.master_key_id = other.sealed = None
+        other.updated_at = now
+        session.execute(update(RequestTask).where(RequestTask.request_id == other.id).values(result=None))
+        session.execute(update(ExportPackage).where(ExportPackage.request_id == other.id,
+                                                    ExportPackage.deleted_at.is_(None)).values(expires_at=now))
+    return len(others)
 
 
 def rectify(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,

@@ -57,6 +57,7 @@ VERIFY_DAYS = 7
 DOWNLOAD_DAYS = 7
 DOWNLOAD_USES = 3
 MAX_REASON = 2000
+LOCAL_ATTEMPTS = 5  # this service's own work is retried by the scheduler before it counts as failed
 DETAILS_KEPT = dt.timedelta(days=90)  # after closing: time to answer follow-up questions, then forget
 
 
@@ -159,9 +160,18 @@ class RequestService:
             self._move(session, request, "verified", "customer", now)
             systems = self._plan_tasks(session, request, now)
             self._move(session, request, "in_progress", LOCAL_SYSTEM, now, {"systems": systems})
-        self.run_local(request_id, now)
-        self.complete_if_ready(request_id, now)
+        self._advance(request_id, now)
         return self.get(request_id)
+
+    def _advance(self, request_id: str, now: dt.datetime) -> bool:
+        """Run the local work and close the request if it is ready. A fault leaves the request
+        in progress for the scheduler to retry; it never undoes what is already committed."""
+        try:
+            self.run_local(request_id, now)
+            return self.complete_if_ready(request_id, now)
+        except Exception as exc:
+            log.error("request %s: could not advance (%s); the scheduler retries", request_id, type(exc).__name__)
+            return False
 
     def _use_token(self, session: Session, request: DataRequest, token: str, purpose: str,
                    now: dt.datetime) -> RequestToken:
@@ -211,6 +221,13 @@ class RequestService:
                 except Conflict as exc:  # e.g. a corrected e-mail that another subject has
                     task.status, task.last_error = "failed", exc.message[:500]
                     summary = {"error": exc.code}
+                except Exception as exc:  # a fault, not an answer: retried by the scheduler, then failed
+                    task.last_error = f"internal error ({type(exc).__name__})"
+                    log.error("request %s: local work failed with %s (attempt %d)", request.id,
+                              type(exc).__name__, task.attempts)
+                    if task.attempts < LOCAL_ATTEMPTS:
+                        return task.status
+                    task.status, summary = "failed", {"error": "internal_error"}
             self._store_result(request, task, summary)
             append_audit(session, LOCAL_SYSTEM, "request.task", now, target=request.id,
                          details={"system": LOCAL_SYSTEM, "status": task.status})
@@ -472,8 +489,7 @@ class RequestService:
         self.session.rollback()
         closed = 0
         for request_id in ids:
-            self.run_local(request_id, now)
-            closed += self.complete_if_ready(request_id, now)
+            closed += self._advance(request_id, now)
         return closed
 
     def forget_closed(self, now: dt.datetime, after: dt.timedelta = DETAILS_KEPT) -> int:

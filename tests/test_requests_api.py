@@ -302,6 +302,43 @@ def test_erasure_without_a_hold_removes_everything_and_suppresses_the_address(
     assert "erased" in last_mail_text(mailbox)
 
 
+def test_erasure_makes_an_earlier_access_package_unreadable_and_deletes_it(
+        app: Flask, client: FlaskClient, writer: dict[str, str], officer: dict[str, str], mailbox: Mailbox) -> None:
+    from pathlib import Path
+
+    from retention.jobs import purge_packages
+
+    sign_up(client, writer)
+    access = open_request(client, "access")
+    verify(client, mailbox, access["id"])
+    verify(client, mailbox, open_request(client, "erasure")["id"])
+    assert client.get(f"/v1/requests/{access['id']}/package", headers=officer).status_code == 410
+    with app.app_context():
+        assert purge_packages(utcnow()) == 1
+    assert list((Path(app.instance_path) / "exports").glob("*.sealed")) == []
+
+
+def test_a_local_fault_leaves_the_request_in_progress_for_the_scheduler(
+        app: Flask, client: FlaskClient, writer: dict[str, str], officer: dict[str, str], mailbox: Mailbox,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from retention.jobs import process_requests
+
+    sign_up(client, writer)
+    req = open_request(client, "restriction")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr("privacy.fulfilment.restrict", broken)
+    assert verify(client, mailbox, req["id"])["status"] == "in_progress"
+    view = client.get(f"/v1/requests/{req['id']}", headers=officer).json
+    assert view["systems"][0]["status"] == "pending" and "OSError" in view["systems"][0]["last_error"]
+    monkeypatch.undo()
+    with app.app_context():
+        assert process_requests(utcnow()) == 1
+    assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "completed"
+
+
 def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
         app: Flask, client: FlaskClient, writer: dict[str, str], admin: dict[str, str], mailbox: Mailbox) -> None:
     from sqlalchemy import select
