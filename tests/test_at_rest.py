@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from privacy.db import db
-from tests.conftest import SIGNUP
+from tests.conftest import SIGNUP, Mailbox, local_path
 
 KNOWN = {
     "email": "zlatan.unique.marker@example.se",
@@ -19,6 +19,7 @@ KNOWN = {
     "last_name": "Quixotically-Unusual",
     "postal_code": "98765",
     "phone": "+46701234599",
+    "rectified": "Rectified-Markörsson",
 }
 SIGNUP_KNOWN = {
     "subject": {"email": KNOWN["email"], "first_name": KNOWN["first_name"], "last_name": KNOWN["last_name"],
@@ -44,10 +45,30 @@ def _hits(blob: bytes) -> list[bytes]:
 
 
 def _record(client: FlaskClient, writer: dict[str, str], officer: dict[str, str]) -> None:
+    """A sign-up, then data-subject requests: an extension whose reason names the person, a
+    rectification to a new value and an access package, all of which must be sealed."""
     r = client.post("/v1/consents", json=SIGNUP_KNOWN, headers=writer)
     assert r.status_code == 201, r.json
+    app = client.application
+    mailbox = Mailbox(app)
+    for kind, extra in (("rectification", {"changes": {"last_name": KNOWN["rectified"]}}), ("access", {})):
+        opened = client.post("/v1/requests", json={"type": kind, "email": KNOWN["email"], **extra})
+        assert opened.status_code == 202, opened.json
+        request_id = opened.json["id"]
+        extended = client.post(f"/v1/requests/{request_id}/extend", headers=officer,
+                               json={"days": 5, "reason": f"waiting for {KNOWN['first_name']}'s receipts"})
+        assert extended.status_code == 200, extended.json
+        link = next(mailbox.link(m, "/verify?") for m in reversed(mailbox.to(KNOWN["email"]))
+                    if request_id in mailbox.body(m) and "/verify?" in mailbox.body(m))
+        assert client.post(local_path(link)).status_code == 200
     found = client.get("/v1/subjects", query_string={"email": KNOWN["email"]}, headers=officer).json
     assert found["fields"]["first_name"] == KNOWN["first_name"]  # stored, readable through the API only
+    assert found["fields"]["last_name"] == KNOWN["rectified"]
+    assert list((Path(app.instance_path) / "exports").glob("*.sealed"))
+
+
+def _exports(client: FlaskClient) -> bytes:
+    return b"".join(p.read_bytes() for p in (Path(client.application.instance_path) / "exports").glob("*"))
 
 
 def test_sqlite_file_and_wal_hold_no_personal_value(app: Flask, client: FlaskClient, writer: dict[str, str],
@@ -62,6 +83,7 @@ def test_sqlite_file_and_wal_hold_no_personal_value(app: Flask, client: FlaskCli
     assert Path(f"{path}-wal") in files  # the WAL is there and is scanned too
     blob = b"".join(p.read_bytes() for p in files)
     assert _hits(blob) == []
+    assert _hits(_exports(client)) == []  # access packages at rest
 
 
 def test_pg_dump_holds_no_personal_value(app: Flask, client: FlaskClient, writer: dict[str, str],
@@ -78,6 +100,7 @@ def test_pg_dump_holds_no_personal_value(app: Flask, client: FlaskClient, writer
          "--data-only", url.database or ""], env=env, capture_output=True, check=True).stdout
     assert b"COPY public.subject_fields" in dump
     assert _hits(dump) == []
+    assert _hits(_exports(client)) == []
 
 
 def test_logs_carry_no_personal_value(client: FlaskClient, writer: dict[str, str], officer: dict[str, str],
