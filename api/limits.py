@@ -1,9 +1,10 @@
 """Rate limits of the routes anyone may call (Flask-Limiter): per client IP and per e-mail.
 
 The e-mail key is the address's blind index, so the limiter's storage never holds an
-address. Limits come from settings (``PRIVACY_REQUEST_LIMIT_IP`` and friends); the
-storage defaults to memory, which counts per gunicorn worker: point
-``PRIVACY_RATELIMIT_STORAGE_URL`` at Redis or Memcached for one count across workers.
+address. Limits come from settings (``PRIVACY_REQUEST_LIMIT_IP`` and friends). Counters
+live in the service's own database by default (``privacy-db://``, see
+:mod:`privacy.ratelimits`), so every gunicorn worker shares one count; ``memory://``
+(per worker) or a Redis URL also work.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from privacy import ratelimits  # noqa: F401  (registers the privacy-db:// storage)
 from privacy.context import current
 from privacy.fields import FieldValueError, normalise
 

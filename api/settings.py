@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_LIMIT_IP": "10 per minute;50 per day",
     "REQUEST_LIMIT_EMAIL": "3 per hour;10 per day",
     "VERIFY_LIMIT_IP": "20 per minute;200 per day",
-    "RATELIMIT_STORAGE_URL": "memory://",
+    "RATELIMIT_STORAGE_URL": "privacy-db://",
 }
 
 

@@ -130,3 +130,18 @@ def unit_of_work() -> Iterator[Any]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextlib.contextmanager
+def engine_write() -> Iterator[Any]:
+    """A write transaction on a connection of its own, beside the request's session (rate-limit
+    counters must count even when the request itself then fails or rolls back)."""
+    engine = db.engine
+    lock = writer_lock(engine)
+    with lock.held() if lock else contextlib.nullcontext():
+        token = _write_intent.set(True)
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            _write_intent.reset(token)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -341,3 +342,12 @@ class Suppression(db.Model):  # type: ignore[name-defined]
     reason: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class RateLimitCounter(db.Model):  # type: ignore[name-defined]
+    """A fixed-window rate-limit counter (see privacy.ratelimits); the key is a keyed MAC."""
+
+    __tablename__ = "rate_limit_counters"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds, as the limits library counts

@@ -13,6 +13,7 @@ from privacy.db import db, unit_of_work
 from privacy.fulfilment import release_expired_holds
 from privacy.models import Confirmation, IdempotencyRecord
 from privacy.outbox import deliver_pending
+from privacy.ratelimits import purge_expired
 from privacy.requests import RequestService
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ def forget_closed_requests(now: dt.datetime) -> int:
     return count
 
 
+def purge_rate_limits(now: dt.datetime) -> int:
+    """Delete rate-limit counters whose window is over."""
+    return purge_expired(now.timestamp())
+
+
 def release_legal_holds(now: dt.datetime) -> int:
     """Erase what erasures kept for a legal hold once the hold has ended, and destroy its keys."""
     with unit_of_work() as session:
@@ -99,4 +105,5 @@ JOBS = {
     "purge_packages": (purge_packages, dt.timedelta(hours=1)),
     "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
+    "purge_rate_limits": (purge_rate_limits, dt.timedelta(hours=1)),
 }

@@ -525,6 +525,33 @@ def test_requests_are_rate_limited_per_email_with_retry_after(make_app: Any) -> 
     assert client.post("/v1/requests", json={"type": "access", "email": "bo@example.se"}).status_code == 202
 
 
+def test_every_worker_shares_one_count_in_the_database(make_app: Any) -> None:
+    first = make_app(REQUEST_LIMIT_EMAIL="2 per hour").test_client()
+    second = make_app(REQUEST_LIMIT_EMAIL="2 per hour").test_client()  # another gunicorn worker, same database
+    assert first.post("/v1/requests", json={"type": "access", "email": ANNA}).status_code == 202
+    assert second.post("/v1/requests", json={"type": "access", "email": ANNA}).status_code == 202
+    assert first.post("/v1/requests", json={"type": "access", "email": ANNA}).status_code == 429
+
+
+def test_rate_limit_counters_hold_no_address_and_are_purged(make_app: Any) -> None:
+    from sqlalchemy import select
+
+    from privacy.db import db
+    from privacy.models import RateLimitCounter
+    from retention.jobs import purge_rate_limits
+
+    app = make_app()
+    client = app.test_client()
+    assert client.post("/v1/requests", json={"type": "access", "email": ANNA},
+                       environ_base={"REMOTE_ADDR": "203.0.113.77"}).status_code == 202
+    with app.app_context():
+        keys = list(db.session.scalars(select(RateLimitCounter.key)))
+        assert keys and not any("203.0.113.77" in k or "email:" in k for k in keys)
+        db.session.rollback()
+        assert purge_rate_limits(utcnow()) == 0
+        assert purge_rate_limits(utcnow() + dt.timedelta(days=2)) == len(keys)
+
+
 def test_requests_are_rate_limited_per_ip(make_app: Any) -> None:
     app = make_app(REQUEST_LIMIT_IP="3 per minute")
     client = app.test_client()
