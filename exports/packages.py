@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from jinja2 import Environment, PackageLoader, Template, Undefined
 from markupsafe import Markup, escape
@@ -369,8 +369,8 @@ class _HistorySpool:
                 spool = self._spools[form] = self._files.enter_context(tempfile.TemporaryFile())
                 sealed = writing.enter_context(SealedWriter(spool, self._key, f"package-spool|{form}",
                                                             chunk_size=_SPOOL_CHUNK))
-                streams[form] = writing.enter_context(io.TextIOWrapper(sealed, encoding="utf-8", errors=errors,
-                                                                       newline=""))
+                streams[form] = writing.enter_context(io.TextIOWrapper(cast(BinaryIO, sealed), encoding="utf-8",
+                                                                       errors=errors, newline=""))
             to_json, to_html = streams["json"].write, streams["html"].write
             to_csv = csv.writer(streams["csv"]).writerow
             columns = CSV_COLUMNS["consent_history.csv"]

@@ -11,7 +11,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from flask import current_app
 
@@ -44,7 +44,7 @@ class PackageStore:
         try:
             with os.fdopen(fd, "wb") as out:
                 writer = SealedWriter(out, key, context=package_id)
-                write_package(writer, content)
+                write_package(cast(BinaryIO, writer), content)
                 writer.close()
                 out.flush()
                 os.fsync(out.fileno())

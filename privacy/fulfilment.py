@@ -111,7 +111,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
 def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
     """Legal holds that have ended: delete the held fields, then destroy every hold key of a
     month that is over (nothing sealed under it may outlive its hold)."""
-    fields = session.execute(delete(HeldField).where(HeldField.until <= now)).rowcount or 0
+    fields = session.execute(delete(HeldField).where(HeldField.until <= now)).rowcount or 0  # type: ignore[attr-defined]
     month = f"{now:%Y-%m}"
     spent = [name for name in session.scalars(select(KeyringEntry.name).where(KeyringEntry.name.like("hold|%")))
              if name.rsplit("|", 1)[-1] < month]
@@ -271,13 +271,3 @@ def _sources(session: Session, subject_id: str) -> list[str]:
         src = json.loads(raw)
         out.add(" / ".join(f"{k}: {v}" for k, v in sorted(src.items()) if k in ("form", "channel")) or "unknown")
     return sorted(out)
-
-
-def task_results(session: Session, ctx: PrivacyContext, request: DataRequest) -> dict[str, Any]:
-    """Each connected system's answer, opened from its task (the fan-out fills them)."""
-    key = ctx.crypto.request_key(request)
-    out: dict[str, Any] = {}
-    for task in session.scalars(select(RequestTask).where(RequestTask.request_id == request.id,
-                                                          RequestTask.result.is_not(None))):
-        out[task.system] = json.loads(ctx.crypto.decrypt_field(key, request.id, f"task/{task.id}", task.result))
-    return out

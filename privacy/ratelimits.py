@@ -8,7 +8,7 @@ the table holds no address. Expired counters are deleted by the scheduler.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from limits.storage import Storage
 from sqlalchemy import delete, select, text
@@ -39,7 +39,7 @@ def _key(key: str) -> str:
 class DatabaseStorage(Storage):
     """Fixed-window counters (Flask-Limiter's default strategy) in ``rate_limit_counters``."""
 
-    STORAGE_SCHEME: ClassVar[list[str]] = ["privacy-db"]
+    STORAGE_SCHEME = ["privacy-db"]  # noqa: RUF012  (the limits library declares it so)
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)

@@ -41,7 +41,8 @@ def _token() -> str:
             return str(TokenSchema().load(request.get_json())["token"])
         return str(TokenQuerySchema().load({"token": request.args.get("token", "")})["token"])
     except ValidationError as exc:
-        raise InvalidInput.fields({"token": [str(m) for m in exc.messages.get("token", ["invalid"])]}) from exc
+        messages = exc.normalized_messages().get("token", ["invalid"])
+        raise InvalidInput.fields({"token": [str(m) for m in messages]}) from exc
 
 
 def _zip(name: str, chunks: Any) -> Response:
