@@ -148,7 +148,7 @@ class RequestService:
     def verify(self, request_id: str, token: str, now: dt.datetime) -> dict[str, Any]:
         """Follow the mailed link: the request is verified and its work planned and started."""
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             self._use_token(session, request, token, "verify", now)
             if request.status != "pending_verification":
                 raise Conflict(f"the request is {request.status}", {"status": [request.status]},
@@ -175,7 +175,7 @@ class RequestService:
 
     def _use_token(self, session: Session, request: DataRequest, token: str, purpose: str,
                    now: dt.datetime) -> RequestToken:
-        row = session.get(RequestToken, token_hash(token)) if token else None
+        row = session.get(RequestToken, token_hash(token), with_for_update=True) if token else None
         if row is None or row.request_id != request.id or row.purpose != purpose:
             raise NotFound("unknown or wrong link for this request", {"token": ["unknown"]}, code="invalid_token")
         if row.uses_left <= 0:
@@ -201,7 +201,7 @@ class RequestService:
     def run_local(self, request_id: str, now: dt.datetime) -> str | None:
         """Do this service's share of a verified request; returns the task's outcome."""
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             task = session.scalars(select(RequestTask).where(RequestTask.request_id == request_id,
                                                              RequestTask.system == LOCAL_SYSTEM)).one_or_none()
             if task is None or task.status in TASK_DONE:
@@ -252,7 +252,7 @@ class RequestService:
     def complete_if_ready(self, request_id: str, now: dt.datetime) -> bool:
         """Close a request whose every task has an outcome; build and mail what it asked for."""
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             if request.status != "in_progress":
                 return False
             tasks = list(session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)))
@@ -319,7 +319,7 @@ class RequestService:
         """Art. 12(3): one extension of up to two months, while the first month runs, mailed with its reason."""
         reason = _reason(reason)
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             if request.status not in TRANSITIONS:
                 raise Conflict(f"the request is {request.status}", {"status": [request.status]}, code="request_closed")
             if request.extended_until is not None:
@@ -348,7 +348,7 @@ class RequestService:
         """Refuse a request (Art. 12(4)): mailed with its reason and the right to complain."""
         reason = _reason(reason)
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             details = self._details(request)
             details["rejection_reason"] = reason
             key = self.ctx.crypto.request_key(request)
@@ -371,7 +371,7 @@ class RequestService:
         """
         reason = _reason(reason)
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             if request.type != "restriction" or request.status not in ("completed", "partially_completed"):
                 raise Conflict("only a completed restriction request can be lifted", {"type": [request.type]},
                                code="not_a_restriction")
@@ -392,7 +392,7 @@ class RequestService:
 
     def package_for_officer(self, request_id: str, actor: str, now: dt.datetime) -> tuple[str, Iterator[bytes]]:
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             package = self._package(session, request, now)
             append_audit(session, actor, "request.package_downloaded", now, target=request.id,
                          details={"package": package.id, "by": "officer"})
@@ -401,7 +401,7 @@ class RequestService:
     def download(self, request_id: str, token: str, now: dt.datetime) -> tuple[str, Iterator[bytes]]:
         """The customer's expiring link, which works a limited number of times."""
         with unit_of_work() as session:
-            request = self._request(session, request_id)
+            request = self._request(session, request_id, lock=True)
             row = self._use_token(session, request, token, "download", now)
             package = self._package(session, request, now)
             append_audit(session, "customer", "request.package_downloaded", now, target=request.id,
@@ -478,7 +478,7 @@ class RequestService:
         self.session.rollback()
         for request_id in ids:
             with unit_of_work() as session:
-                request = self._request(session, request_id)
+                request = self._request(session, request_id, lock=True)
                 if request.status == "pending_verification":
                     self._move(session, request, "expired", LOCAL_SYSTEM, now)
         return len(ids)
@@ -504,7 +504,7 @@ class RequestService:
         self.session.rollback()
         for request_id in ids:
             with unit_of_work() as session:
-                request = self._request(session, request_id)
+                request = self._request(session, request_id, lock=True)
                 request.wrapped_key = request.master_key_id = request.sealed = None
                 session.execute(update(RequestTask).where(RequestTask.request_id == request_id).values(result=None))
                 append_audit(session, LOCAL_SYSTEM, "request.details_destroyed", now, target=request_id)
@@ -528,12 +528,15 @@ class RequestService:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _request(self, session: Session, request_id: str) -> DataRequest:
+    def _request(self, session: Session, request_id: str, lock: bool = False) -> DataRequest:
+        """The request; with ``lock``, its row is locked for this transaction (PostgreSQL), so
+        two clicks, or a click and the scheduler, move it one at a time (SQLite writers are
+        serialised already)."""
         try:
             uuid.UUID(request_id)
         except ValueError:
             raise NotFound(f"request '{request_id[:64]}' not found") from None
-        request = session.get(DataRequest, request_id)
+        request = session.get(DataRequest, request_id, with_for_update=lock)
         if request is None:
             raise NotFound(f"request '{request_id}' not found")
         return request

@@ -46,3 +46,38 @@ def test_two_processes_recording_at_once_lose_nothing(app: Flask, auth: Any, adm
         "purpose": "loyalty_club", "emails": [f"{p}{i}@example.se" for p in "ab" for i in range(40) if i % 5]
         + ["shared@example.se"]})
     assert len(check.json["allowed"]) == 2 * 32 + 1 and check.json["denied"] == []
+
+
+def _verifier(config: dict[str, Any], request_id: str, token: str, start: Any, queue: Any) -> None:
+    from api import create_app
+
+    client = create_app(config).test_client()
+    start.wait(timeout=60)
+    r = client.post(f"/v1/requests/{request_id}/verify", json={"token": token})
+    queue.put((r.status_code, (r.get_json() or {}).get("error", {}).get("code")))
+
+
+@pytest.mark.slow
+def test_two_clicks_on_one_verification_link_verify_once(app: Flask, officer: dict[str, str]) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.conftest import Mailbox
+
+    client = app.test_client()
+    opened = client.post("/v1/requests", json={"type": "restriction", "email": "anna@example.se"}).get_json()
+    mailbox = Mailbox(app)
+    link = mailbox.link(mailbox.to("anna@example.se")[-1], "/verify?")
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
+    ctx = multiprocessing.get_context("spawn")
+    queue, start = ctx.Queue(), ctx.Barrier(2)
+    workers = [ctx.Process(target=_verifier, args=(config, opened["id"], token, start, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    results = sorted(queue.get(timeout=120) for _ in workers)
+    for w in workers:
+        w.join(timeout=30)
+    assert results == [(200, None), (409, "token_used")]
+    view = client.get(f"/v1/requests/{opened['id']}", headers=officer).get_json()
+    assert [h["action"] for h in view["history"]].count("request.verified") == 1
