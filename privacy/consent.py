@@ -16,14 +16,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from privacy.consent_plan import ACTIVE, Planner, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
-from privacy.db import unit_of_work
+from privacy.db import RawTransaction, db, raw_write, unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
@@ -32,6 +32,10 @@ from privacy.purposes import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 
+_IK = IdempotencyRecord.__table__
+IDEMPOTENCY_OF = select(_IK.c.request_hash, _IK.c.status_code, _IK.c.response).where(
+    _IK.c.api_key_id == bindparam("kid"), _IK.c.key == bindparam("key"))
+INSERT_IDEMPOTENCY = insert(_IK)
 CHECK_CHUNK = 10_000
 WRITE_ATTEMPTS = 3
 
@@ -121,27 +125,29 @@ class ConsentService:
             catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
         planner = Planner(self.ctx)
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
+        integrity_errors = (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError)
         for attempt in range(WRITE_ATTEMPTS):
             conn = self.session.connection()
             subject = planner.find_subject(conn, values, cmd.subject_id)
             self._check_subject(subject, cmd, values)
             self._check_age(values, wishes, catalogue, now)
             plan = planner.plan(conn, subject, cmd.source, values, wishes, notices, catalogue, now)
+            self.session.rollback()  # the read is over: no snapshot is held while writing
             try:
-                with unit_of_work() as session:
+                with raw_write() as tx:
                     if idempotency:
-                        replay = self._replay(session, idempotency, fingerprint)
+                        replay = self._replay(tx, idempotency, fingerprint)
                         if replay is not None:
                             return replay
-                    if not still_current(session.connection(), plan):
+                    if not still_current(tx, plan):
                         raise _Stale
-                    write(session, plan, now)
+                    write(tx, plan, now)
                     if idempotency:
-                        session.add(IdempotencyRecord(api_key_id=idempotency[0], key=idempotency[1],
-                                                      request_hash=fingerprint, status_code=201,
-                                                      response=json.dumps(plan.body), created_at=now))
+                        tx.execute(INSERT_IDEMPOTENCY, {
+                            "api_key_id": idempotency[0], "key": idempotency[1], "request_hash": fingerprint,
+                            "status_code": 201, "response": json.dumps(plan.body), "created_at": now})
                 break
-            except (IntegrityError, _Stale):
+            except (*integrity_errors, _Stale):
                 # Another request changed this subject (or used the same Idempotency-Key)
                 # between planning and writing: plan again from what it left.
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -155,15 +161,16 @@ class ConsentService:
         wishes = self._wishes(cmd, catalogue)
         return catalogue, values, wishes, self._notices(cmd, wishes, catalogue)
 
-    def _replay(self, session: Session, idempotency: tuple[str, str], fingerprint: str
+    def _replay(self, tx: RawTransaction, idempotency: tuple[str, str], fingerprint: str
                 ) -> tuple[int, dict[str, Any]] | None:
-        rec = session.get(IdempotencyRecord, idempotency)
+        rec = tx.first(IDEMPOTENCY_OF, {"kid": idempotency[0], "key": idempotency[1]})
         if rec is None:
             return None
-        if rec.request_hash != fingerprint:
+        request_hash, status_code, response = rec
+        if request_hash != fingerprint:
             raise Conflict("Idempotency-Key was already used with a different request body",
                            {"Idempotency-Key": ["reused with a different body"]}, code="idempotency_key_reused")
-        return rec.status_code, json.loads(rec.response)
+        return int(status_code), json.loads(response)
 
     def _validate(self, cmd: ConsentCommand, catalogue: Catalogue, now: dt.datetime) -> dict[str, str]:
         policy = self.ctx.policy

@@ -21,8 +21,9 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, bindparam, insert, literal, null, select, union_all, update
 
 from privacy.context import PrivacyContext, as_json_time
+from privacy.db import RawTransaction
 from privacy.errors import Conflict
-from privacy.ledger import append_consent_events
+from privacy.ledger import append_consent_events_raw
 from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField, Suppression
 from privacy.outbox import INSERT_MAIL, sealed_row
@@ -227,23 +228,22 @@ class Planner:
         plan.outbox.append(sealed_row(self.ctx.crypto, dek, plan.subject_id, mail, now))
 
 
-def still_current(conn: Connection, plan: Plan) -> bool:
+def still_current(tx: RawTransaction, plan: Plan) -> bool:
     """Whether the subject's consent state is still the one the plan was made from."""
     if plan.is_new:
         return True  # a concurrent first sign-up of the same e-mail fails on the unique index
-    return frozenset((r.purpose, r.event_seq) for r in conn.execute(SEQS_OF, {"sid": plan.subject_id})) \
-        == plan.snapshot
+    return frozenset((r[0], r[1]) for r in tx.all(SEQS_OF, {"sid": plan.subject_id})) == plan.snapshot
 
 
-def write(session: Any, plan: Plan, now: dt.datetime) -> None:
-    """Store a plan inside the caller's write transaction."""
-    conn = session.connection()
+def write(tx: RawTransaction, plan: Plan, now: dt.datetime) -> None:
+    """Store a plan inside a :func:`privacy.db.raw_write` transaction (SQLite's write lock
+    is held for exactly these statements, so they run on the DBAPI cursor)."""
     if plan.subject_row is not None:
-        conn.execute(INSERT_SUBJECT, plan.subject_row)
+        tx.execute(INSERT_SUBJECT, plan.subject_row)
     else:
-        conn.execute(TOUCH_SUBJECT, {"b_sid": plan.subject_id, "b_now": now})
+        tx.execute(TOUCH_SUBJECT, {"b_sid": plan.subject_id, "b_now": now})
     inserts, updates = [], []
-    for row in append_consent_events(session, plan.events):
+    for row in append_consent_events_raw(tx, plan.events):
         state = {**plan.states[row["purpose"]], "event_seq": row["seq"]}
         if row["purpose"] in plan.existing_states:
             updates.append({"b_sid": plan.subject_id, "b_purpose": row["purpose"],
@@ -251,15 +251,15 @@ def write(session: Any, plan: Plan, now: dt.datetime) -> None:
         else:
             inserts.append(state)
     if inserts:
-        conn.execute(INSERT_STATE, inserts)
+        tx.executemany(INSERT_STATE, inserts)
     if updates:
-        conn.execute(UPDATE_STATE, updates)
+        tx.executemany(UPDATE_STATE, updates)
     if plan.fields_insert:
-        conn.execute(INSERT_FIELD, plan.fields_insert)
+        tx.executemany(INSERT_FIELD, plan.fields_insert)
     if plan.fields_update:
-        conn.execute(UPDATE_FIELD, plan.fields_update)
-    conn.execute(INSERT_RECEIPT, plan.receipt_row)
+        tx.executemany(UPDATE_FIELD, plan.fields_update)
+    tx.execute(INSERT_RECEIPT, plan.receipt_row)
     if plan.confirmation_row is not None:
-        conn.execute(INSERT_CONFIRMATION, plan.confirmation_row)
+        tx.execute(INSERT_CONFIRMATION, plan.confirmation_row)
     if plan.outbox:
-        conn.execute(INSERT_MAIL, plan.outbox)
+        tx.executemany(INSERT_MAIL, plan.outbox)

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from privacy.db import RawTransaction
 from privacy.models import AuditEntry, ChainHead, ConsentEvent
 
 GENESIS = "0" * 64
@@ -68,17 +69,36 @@ def _lock_head(conn: Connection, name: str) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
-def _append(session: Session, name: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    conn = session.connection()
-    seq, prev = _lock_head(conn, name)
+def _chain(seq: int, prev: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Number and hash ``entries`` after the entry (``seq``, ``prev``)."""
     rows = []
     for fields in entries:
         seq += 1
         row = {**fields, "seq": seq, "prev_hash": prev}
         row["hash"] = prev = chain_hash(prev, body(row))
         rows.append(row)
+    return rows
+
+
+def _append(session: Session, name: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    conn = session.connection()
+    rows = _chain(*_lock_head(conn, name), body, entries)
     conn.execute(INSERTS[name], rows)
-    conn.execute(MOVE_HEAD, {"chain": name, "new_seq": seq, "new_hash": prev})
+    conn.execute(MOVE_HEAD, {"chain": name, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
+    return rows
+
+
+def append_consent_events_raw(tx: RawTransaction, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`append_consent_events` inside a :func:`privacy.db.raw_write` transaction."""
+    if not events:
+        return []
+    head = tx.first(LOCK_HEAD, {"chain": CONSENT_CHAIN})
+    if head is None:
+        tx.execute(NEW_HEAD, {"name": CONSENT_CHAIN, "seq": 0, "hash": GENESIS})
+        head = (0, GENESIS)
+    rows = _chain(int(head[0]), str(head[1]), _event_body, events)
+    tx.executemany(INSERTS[CONSENT_CHAIN], rows)
+    tx.execute(MOVE_HEAD, {"chain": CONSENT_CHAIN, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
     return rows
 
 
