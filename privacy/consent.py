@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from privacy.consent_plan import ACTIVE, Planner, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
-from privacy.db import RawTransaction, db, raw_write, unit_of_work
+from privacy.db import RawTransaction, db, raw_read, raw_write, unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
@@ -127,12 +127,13 @@ class ConsentService:
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
         integrity_errors = (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError)
         for attempt in range(WRITE_ATTEMPTS):
-            conn = self.session.connection()
-            subject = planner.find_subject(conn, values, cmd.subject_id)
-            self._check_subject(subject, cmd, values)
-            self._check_age(values, wishes, catalogue, now)
-            plan = planner.plan(conn, subject, cmd.source, values, wishes, notices, catalogue, now)
-            self.session.rollback()  # the read is over: no snapshot is held while writing
+            if self.session.in_transaction():
+                self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
+            with raw_read() as reader:
+                subject = planner.find_subject(reader, values, cmd.subject_id)
+                self._check_subject(subject, cmd, values)
+                self._check_age(values, wishes, catalogue, now)
+                plan = planner.plan(reader, subject, cmd.source, values, wishes, notices, catalogue, now)
             try:
                 with raw_write() as tx:
                     if idempotency:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection, bindparam, insert, literal, null, select, union_all, update
+from sqlalchemy import bindparam, insert, literal, null, select, union_all, update
 
 from privacy.context import PrivacyContext, as_json_time
 from privacy.db import RawTransaction
@@ -127,16 +127,16 @@ class Planner:
     def __init__(self, ctx: PrivacyContext) -> None:
         self.ctx = ctx
 
-    def find_subject(self, conn: Connection, values: dict[str, str], subject_id: str | None) -> Any:
+    def find_subject(self, conn: RawTransaction, values: dict[str, str], subject_id: str | None) -> Any:
         if subject_id is not None:
-            return conn.execute(SUBJECT_BY_ID, {"sid": subject_id}).first()
-        subject = conn.execute(SUBJECT_BY_INDEX, {"idx": self.ctx.crypto.blind_index(values["email"])}).first()
+            return conn.first(SUBJECT_BY_ID, {"sid": subject_id})
+        subject = conn.first(SUBJECT_BY_INDEX, {"idx": self.ctx.crypto.blind_index(values["email"])})
         if subject is not None and subject.suppressed:
             raise Conflict("this person's data was erased; a new sign-up needs the erasure to be lifted",
                            {"subject.email": ["belongs to an erased subject"]}, code="subject_erased")
         return subject
 
-    def plan(self, conn: Connection, subject: Any, source: dict[str, Any], values: dict[str, str],
+    def plan(self, conn: RawTransaction, subject: Any, source: dict[str, Any], values: dict[str, str],
              wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue,
              now: dt.datetime) -> Plan:
         crypto = self.ctx.crypto
@@ -153,8 +153,8 @@ class Planner:
             subject_id = subject.id
             dek = crypto.data_key(subject)
             states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
-                      for r in conn.execute(STATES_OF, {"sid": subject_id})}
-            existing_fields = set(conn.scalars(FIELD_NAMES_OF, {"sid": subject_id}))
+                      for r in conn.all(STATES_OF, {"sid": subject_id})}
+            existing_fields = {r.name for r in conn.all(FIELD_NAMES_OF, {"sid": subject_id})}
         snapshot = frozenset((p, s.event_seq) for p, s in states.items())
         existing_states = set(states)
         source_json = json.dumps(source, sort_keys=True)

@@ -1,6 +1,7 @@
 """Database handle and engine tuning shared by the service, tests and benchmarks."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import fcntl
@@ -196,9 +197,23 @@ class RawStatement:
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        self._order = [(name, compiled.binds[name].type.bind_processor(dialect)) for name in names]
+        self._order = [(name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                       for name in names]
+        # Literals in the statement (``literal(True)``) are binds with their own value.
+        self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items()
+                       if not bind.required and name in names}
+        columns = list(getattr(stmt, "selected_columns", ()))
+        self._row = collections.namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
+        self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    def row(self, values: Any) -> Any:
+        """A fetched tuple as a row with attributes, each value converted by its column type."""
+        assert self._row is not None
+        return self._row(*(convert(v) if convert else v for convert, v in zip(self._results, values, strict=True)))
 
     def params(self, row: Any) -> Any:
+        if self._fixed:
+            row = {**self._fixed, **row}
         if self.positional:
             return tuple(convert(row[name]) if convert else row[name] for name, convert in self._order)
         return {name: convert(row[name]) if convert else row[name] for name, convert in self._order}
@@ -229,10 +244,13 @@ class RawTransaction:
         self.cursor.executemany(compiled.sql, [compiled.params(r) for r in rows])
 
     def first(self, stmt: Any, row: Any = None) -> Any:
-        return self.execute(stmt, row).fetchone()
+        """The first row (with attributes), or None."""
+        values = self.execute(stmt, row).fetchone()
+        return None if values is None else self._statement(stmt).row(values)
 
     def all(self, stmt: Any, row: Any = None) -> list[Any]:
-        return list(self.execute(stmt, row).fetchall())
+        compiled = self._statement(stmt)
+        return [compiled.row(values) for values in self.execute(stmt, row).fetchall()]
 
 
 _compiled_statements: dict[str, dict[Any, RawStatement]] = {}
@@ -264,3 +282,18 @@ def raw_write(engine: Engine | None = None) -> Iterator[RawTransaction]:
         conn.close()
     if lock:
         checkpoints.after_write(engine)
+
+
+@contextlib.contextmanager
+def raw_read(engine: Engine | None = None) -> Iterator[RawTransaction]:
+    """A read transaction (one snapshot) on a pooled DBAPI connection, rolled back at the end."""
+    engine = engine or db.engine
+    conn = engine.raw_connection()
+    try:
+        cursor = conn.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN")
+        yield RawTransaction(cursor, engine.dialect)
+    finally:
+        conn.rollback()
+        conn.close()

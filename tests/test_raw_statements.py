@@ -1,0 +1,47 @@
+"""The raw write path stores values exactly as SQLAlchemy Core would, on both databases."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+from sqlalchemy import insert, select, text
+
+from privacy.db import db, raw_read, raw_write
+from privacy.models import Receipt, Subject
+
+RECEIPTS = Receipt.__table__
+AT = dt.datetime(2026, 1, 31, 23, 0, 0, tzinfo=dt.UTC)  # no microseconds: the case a plain adapter gets wrong
+
+
+def test_a_row_written_raw_reads_back_equal_through_the_orm(app: Flask) -> None:
+    with app.app_context():
+        with raw_write() as tx:
+            tx.execute(insert(RECEIPTS), {"id": "r-raw", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
+        with db.engine.begin() as conn:
+            conn.execute(insert(RECEIPTS), {"id": "r-core", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
+        rows = {r.id: r.created_at for r in db.session.scalars(select(Receipt))}
+        assert rows == {"r-raw": AT, "r-core": AT}
+        stored = dict(db.session.execute(text("SELECT id, CAST(created_at AS TEXT) FROM receipts")).all())
+        assert stored["r-raw"] == stored["r-core"]  # the very same text (SQLite) or value (PostgreSQL)
+
+
+def test_a_raw_read_converts_each_column_by_its_type(app: Flask) -> None:
+    with app.app_context():
+        with raw_write() as tx:
+            tx.execute(insert(RECEIPTS), {"id": "r1", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
+        with raw_read() as reader:
+            row = reader.first(select(RECEIPTS.c.id, RECEIPTS.c.created_at).where(RECEIPTS.c.id == "r1"))
+            missing = reader.first(select(Subject.__table__.c.id).where(Subject.__table__.c.id == "nobody"))
+        assert row.id == "r1" and row.created_at == AT and row.created_at.tzinfo is not None
+        assert missing is None
+
+
+def test_a_failed_raw_write_leaves_nothing_behind(app: Flask) -> None:
+    with app.app_context():
+        try:
+            with raw_write() as tx:
+                tx.execute(insert(RECEIPTS), {"id": "r2", "subject_id": "s", "jws": "x", "created_at": AT})
+                raise RuntimeError("the request failed half way")
+        except RuntimeError:
+            pass
+        assert db.session.get(Receipt, "r2") is None
