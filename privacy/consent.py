@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.consent_plan import ACTIVE, Planner, state_view, still_current, write
+from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
 from privacy.db import RawTransaction, db, raw_read, raw_write, unit_of_work
@@ -125,7 +125,8 @@ class ConsentService:
             catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
         planner = Planner(self.ctx)
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
-        integrity_errors = (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError)
+        dialect = db.engine.dialect
+        integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
         for attempt in range(WRITE_ATTEMPTS):
             if self.session.in_transaction():
                 self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
@@ -134,6 +135,7 @@ class ConsentService:
                 self._check_subject(subject, cmd, values)
                 self._check_age(values, wishes, catalogue, now)
                 plan = planner.plan(reader, subject, cmd.source, values, wishes, notices, catalogue, now)
+            rows = prepare_rows(plan, now, dialect)
             try:
                 with raw_write() as tx:
                     if idempotency:
@@ -142,7 +144,7 @@ class ConsentService:
                             return replay
                     if not still_current(tx, plan):
                         raise _Stale
-                    write(tx, plan, now)
+                    write(tx, plan, rows)
                     if idempotency:
                         tx.execute(INSERT_IDEMPOTENCY, {
                             "api_key_id": idempotency[0], "key": idempotency[1], "request_hash": fingerprint,

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from sqlalchemy import bindparam, insert, literal, null, select, union_all, update
 
 from privacy.context import PrivacyContext, as_json_time
-from privacy.db import RawTransaction
+from privacy.db import Prepared, RawTransaction, prepare
 from privacy.errors import Conflict
 from privacy.ledger import append_consent_events_raw
 from privacy.mailer import OutgoingMail
@@ -235,13 +235,25 @@ def still_current(tx: RawTransaction, plan: Plan) -> bool:
     return frozenset((r[0], r[1]) for r in tx.all(SEQS_OF, {"sid": plan.subject_id})) == plan.snapshot
 
 
-def write(tx: RawTransaction, plan: Plan, now: dt.datetime) -> None:
+def prepare_rows(plan: Plan, now: dt.datetime, dialect: Any) -> list[Prepared]:
+    """The plan's rows that do not depend on the ledger's head, converted for the database
+    before the write lock is taken (the subject first: the others refer to it)."""
+    out = [prepare(INSERT_SUBJECT, [plan.subject_row], dialect) if plan.subject_row is not None
+           else prepare(TOUCH_SUBJECT, [{"b_sid": plan.subject_id, "b_now": now}], dialect),
+           prepare(INSERT_FIELD, plan.fields_insert, dialect),
+           prepare(UPDATE_FIELD, plan.fields_update, dialect),
+           prepare(INSERT_RECEIPT, [plan.receipt_row], dialect),
+           prepare(INSERT_MAIL, plan.outbox, dialect)]
+    if plan.confirmation_row is not None:
+        out.append(prepare(INSERT_CONFIRMATION, [plan.confirmation_row], dialect))
+    return out
+
+
+def write(tx: RawTransaction, plan: Plan, prepared: list[Prepared]) -> None:
     """Store a plan inside a :func:`privacy.db.raw_write` transaction (SQLite's write lock
     is held for exactly these statements, so they run on the DBAPI cursor)."""
-    if plan.subject_row is not None:
-        tx.execute(INSERT_SUBJECT, plan.subject_row)
-    else:
-        tx.execute(TOUCH_SUBJECT, {"b_sid": plan.subject_id, "b_now": now})
+    for rows in prepared:
+        tx.run(rows)
     inserts, updates = [], []
     for row in append_consent_events_raw(tx, plan.events):
         state = {**plan.states[row["purpose"]], "event_seq": row["seq"]}
@@ -254,12 +266,3 @@ def write(tx: RawTransaction, plan: Plan, now: dt.datetime) -> None:
         tx.executemany(INSERT_STATE, inserts)
     if updates:
         tx.executemany(UPDATE_STATE, updates)
-    if plan.fields_insert:
-        tx.executemany(INSERT_FIELD, plan.fields_insert)
-    if plan.fields_update:
-        tx.executemany(UPDATE_FIELD, plan.fields_update)
-    tx.execute(INSERT_RECEIPT, plan.receipt_row)
-    if plan.confirmation_row is not None:
-        tx.execute(INSERT_CONFIRMATION, plan.confirmation_row)
-    if plan.outbox:
-        tx.executemany(INSERT_MAIL, plan.outbox)

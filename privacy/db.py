@@ -225,14 +225,17 @@ class RawTransaction:
     def __init__(self, cursor: Any, dialect: Any) -> None:
         self.cursor = cursor
         self.dialect = dialect
-        self._compiled = _compiled_statements.setdefault(f"{dialect.name}+{dialect.driver}", {})
 
     def _statement(self, stmt: Any) -> RawStatement:
-        """Compiled once per dialect: the statements are module-level constants."""
-        compiled = self._compiled.get(stmt)
-        if compiled is None:
-            compiled = self._compiled[stmt] = RawStatement(stmt, self.dialect)
-        return compiled
+        return compiled_statement(stmt, self.dialect)
+
+    def run(self, prepared: Prepared) -> None:
+        """Run rows whose values were converted beforehand (outside the write lock)."""
+        compiled, params = prepared
+        if len(params) == 1:
+            self.cursor.execute(compiled.sql, params[0])
+        elif params:
+            self.cursor.executemany(compiled.sql, params)
 
     def execute(self, stmt: Any, row: Any = None) -> Any:
         compiled = self._statement(stmt)
@@ -254,6 +257,22 @@ class RawTransaction:
 
 
 _compiled_statements: dict[str, dict[Any, RawStatement]] = {}
+Prepared = tuple[RawStatement, list[Any]]
+
+
+def compiled_statement(stmt: Any, dialect: Any) -> RawStatement:
+    """``stmt`` compiled once per dialect (the statements are module-level constants)."""
+    cache = _compiled_statements.setdefault(f"{dialect.name}+{dialect.driver}", {})
+    compiled = cache.get(stmt)
+    if compiled is None:
+        compiled = cache[stmt] = RawStatement(stmt, dialect)
+    return compiled
+
+
+def prepare(stmt: Any, rows: list[Any], dialect: Any) -> Prepared:
+    """Rows of ``stmt`` with their values converted for the database, ready for :meth:`RawTransaction.run`."""
+    compiled = compiled_statement(stmt, dialect)
+    return compiled, [compiled.params(row) for row in rows]
 
 
 @contextlib.contextmanager
