@@ -148,6 +148,8 @@ def demo(members: int) -> None:
     for name, token in tokens.items():
         click.echo(f"  {name:<16} {token}")
     click.echo("Members to try: " + ", ".join(samples))
+    click.echo("Data-subject requests wait in the queue (GET /v1/requests with the demo-officer key); "
+               "the scheduler mails their verification links to the mail drop.")
 
 
 def register_commands(app: Flask) -> None:

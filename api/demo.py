@@ -5,11 +5,13 @@ import random
 
 from sqlalchemy import select
 
+from api.services import request_service
 from privacy.apikeys import create_key, revoke_key
 from privacy.consent import ConsentCommand, ConsentService
 from privacy.context import current, utcnow
 from privacy.db import db, unit_of_work
-from privacy.models import ApiKey
+from privacy.models import ApiKey, DataRequest
+from privacy.requests import RequestCommand
 
 FIRST = ["Anna", "Erik", "Sara", "Lars", "Maja", "Johan", "Elin", "Oskar", "Ida", "Nils", "Freja", "Mikko"]
 LAST = ["Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsen", "Virtanen", "Hansen"]
@@ -40,4 +42,18 @@ def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str], li
             for old in session.scalars(select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))):
                 revoke_key(session, old.id, "cli:demo", utcnow())
             keys[name] = create_key(session, name, scopes, "cli:demo", utcnow())[1]
+    open_demo_requests(samples)
     return members, keys, samples
+
+
+def open_demo_requests(emails: list[str]) -> int:
+    """On a first run, two data-subject requests for the officer's queue (mails in the mail drop)."""
+    if db.session.scalar(select(DataRequest.id).limit(1)) is not None:
+        db.session.rollback()
+        return 0
+    db.session.rollback()
+    service = request_service()
+    service.open(RequestCommand(type="access", email=emails[0], language="sv"), utcnow())
+    service.open(RequestCommand(type="rectification", email=emails[1], language="sv",
+                                changes={"postal_code": "11122"}), utcnow())
+    return 2

@@ -55,6 +55,13 @@ def test_demo_loads_members_and_prints_working_keys(runner: FlaskCliRunner, clie
     check = {"purpose": "loyalty_club", "emails": [*samples, "nobody@example.se"]}
     r = client.post("/v1/consents/check", json=check, headers={"Authorization": f"Bearer {tokens['demo-marketing']}"})
     assert r.json["allowed"] == samples and r.json["denied"] == ["nobody@example.se"]
+    officer = {"Authorization": f"Bearer {tokens['demo-officer']}"}
+    queue = client.get("/v1/requests", headers=officer).json["requests"]
+    assert sorted(q["type"] for q in queue) == ["access", "rectification"]
+    again = runner.invoke(args=["demo", "--members", "5"])
+    fresh = dict(line.split() for line in again.output.splitlines()[1:5])
+    officer = {"Authorization": f"Bearer {fresh['demo-officer']}"}
+    assert len(client.get("/v1/requests", headers=officer).json["requests"]) == 2  # a second run adds none
 
 
 def test_the_console_script_migrates_an_empty_database(tmp_path: Path) -> None:
