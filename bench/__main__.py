@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from bench import bulk
+from bench.report import finish
 from bench.servers import (
     GUNICORN_TIMEOUT_S,
     REPO_ROOT,
@@ -581,14 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = status or 1
             if bench.bench_errors:
                 status = status or 2
-        machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nresults: {args.output}")
-        if args.keep or status:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(report, machine, args.output, tmp, args.keep, status)
     return status
 
 

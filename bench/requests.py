@@ -55,7 +55,6 @@ import logging
 import os
 import resource
 import secrets
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -70,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.__main__ import machine_info
 from bench.bulk import scoped_environ
+from bench.report import finish
 from bench.servers import REPO_ROOT, tail
 
 if TYPE_CHECKING:
@@ -685,14 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["service_errors"] = faults
         if faults:
             status = status or 1
-        machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nresults: {args.output}")
-        if args.keep or status:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(report, machine, args.output, tmp, args.keep, status)
     return status
 
 
