@@ -53,7 +53,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         # A server connection can drop between requests; a SQLite file cannot, so only a
         # server database pays for the ping at every checkout.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite")},
+        # hide_parameters: a logged database error shows the statement, never its values.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
+                                   "hide_parameters": True},
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         API_TITLE="Privacy service",
         API_VERSION="1.0",

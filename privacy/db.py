@@ -47,13 +47,14 @@ class Checkpoints:
         self._writes = 0
         self._pid = os.getpid()
 
-    def after_write(self, engine: Engine) -> None:
+    def after_write(self, dbapi_connection: Any) -> None:
+        """Count a write; every ``CHECKPOINT_EVERY``-th runs a checkpoint on ``dbapi_connection``
+        (a pooled DBAPI connection outside any transaction)."""
         if self._pid != os.getpid():  # a forked worker counts its own writes
             self._writes, self._pid = 0, os.getpid()
         self._writes += 1
         if self._writes % CHECKPOINT_EVERY == 0:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            dbapi_connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 checkpoints = Checkpoints()
@@ -164,22 +165,11 @@ def unit_of_work() -> Iterator[Any]:
             session.rollback()
             raise
     if lock:
-        checkpoints.after_write(db.engine)
-
-
-@contextlib.contextmanager
-def engine_write() -> Iterator[Any]:
-    """A write transaction on a connection of its own, beside the request's session (rate-limit
-    counters must count even when the request itself then fails or rolls back)."""
-    engine = db.engine
-    lock = writer_lock(engine)
-    with lock.held() if lock else contextlib.nullcontext():
-        token = _write_intent.set(True)
+        conn = db.engine.raw_connection()
         try:
-            with engine.begin() as conn:
-                yield conn
+            checkpoints.after_write(conn)
         finally:
-            _write_intent.reset(token)
+            conn.close()
 
 
 class RawStatement:
@@ -238,6 +228,10 @@ class RawTransaction:
             self.cursor.executemany(compiled.sql, params)
 
     def execute(self, stmt: Any, row: Any = None) -> Any:
+        """Run ``stmt`` once, or once per row for a list of rows (as Core's ``execute`` does)."""
+        if isinstance(row, list):
+            self.executemany(stmt, row)
+            return self.cursor
         compiled = self._statement(stmt)
         self.cursor.execute(compiled.sql, compiled.params(row or {}))
         return self.cursor
@@ -297,10 +291,10 @@ def raw_write(engine: Engine | None = None) -> Iterator[RawTransaction]:
                 cursor.execute("COMMIT")
             else:
                 conn.commit()
+        if lock:
+            checkpoints.after_write(conn)
     finally:
         conn.close()
-    if lock:
-        checkpoints.after_write(engine)
 
 
 @contextlib.contextmanager

@@ -60,15 +60,6 @@ MOVE_HEAD = update(_HEADS).where(_HEADS.c.name == bindparam("chain")).values(
 INSERTS = {CONSENT_CHAIN: insert(ConsentEvent.__table__), AUDIT_CHAIN: insert(AuditEntry.__table__)}
 
 
-def _lock_head(conn: Connection, name: str) -> tuple[int, str]:
-    """Lock the chain head for this transaction and return (last seq, last hash)."""
-    row = conn.execute(LOCK_HEAD, {"chain": name}).first()
-    if row is None:
-        conn.execute(NEW_HEAD, {"name": name, "seq": 0, "hash": GENESIS})
-        return 0, GENESIS
-    return int(row.seq), str(row.hash)
-
-
 def _chain(seq: int, prev: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Number and hash ``entries`` after the entry (``seq``, ``prev``)."""
     rows = []
@@ -80,33 +71,42 @@ def _chain(seq: int, prev: str, body: Any, entries: list[dict[str, Any]]) -> lis
     return rows
 
 
-def _append(session: Session, name: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    conn = session.connection()
-    rows = _chain(*_lock_head(conn, name), body, entries)
-    conn.execute(INSERTS[name], rows)
-    conn.execute(MOVE_HEAD, {"chain": name, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
+class _Core:
+    """A Core connection seen as the two calls :func:`_append` needs (as a RawTransaction has them)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def first(self, stmt: Any, params: dict[str, Any]) -> Any:
+        return self.conn.execute(stmt, params).first()
+
+    def execute(self, stmt: Any, params: Any) -> None:
+        self.conn.execute(stmt, params)
+
+
+def _append(writer: _Core | RawTransaction, name: str, body: Any, entries: list[dict[str, Any]]
+            ) -> list[dict[str, Any]]:
+    """Lock the chain head for this transaction, append ``entries`` after it and move it."""
+    head = writer.first(LOCK_HEAD, {"chain": name})
+    if head is None:
+        writer.execute(NEW_HEAD, {"name": name, "seq": 0, "hash": GENESIS})
+    seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
+    rows = _chain(seq, prev, body, entries)
+    writer.execute(INSERTS[name], rows)
+    writer.execute(MOVE_HEAD, {"chain": name, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
     return rows
 
 
 def append_consent_events_raw(tx: RawTransaction, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """:func:`append_consent_events` inside a :func:`privacy.db.raw_write` transaction."""
-    if not events:
-        return []
-    head = tx.first(LOCK_HEAD, {"chain": CONSENT_CHAIN})
-    if head is None:
-        tx.execute(NEW_HEAD, {"name": CONSENT_CHAIN, "seq": 0, "hash": GENESIS})
-        head = (0, GENESIS)
-    rows = _chain(int(head[0]), str(head[1]), _event_body, events)
-    tx.executemany(INSERTS[CONSENT_CHAIN], rows)
-    tx.execute(MOVE_HEAD, {"chain": CONSENT_CHAIN, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
-    return rows
+    return _append(tx, CONSENT_CHAIN, _event_body, events) if events else []
 
 
 def append_consent_events(session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Append consent events (ConsentEvent columns but seq and hashes); returns the rows."""
     if not events:
         return []
-    return _append(session, CONSENT_CHAIN, _event_body, events)
+    return _append(_Core(session.connection()), CONSENT_CHAIN, _event_body, events)
 
 
 def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
@@ -114,7 +114,7 @@ def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
     """Record an admin or officer action. ``details`` must hold no personal values."""
     entry = {"actor": actor, "action": action, "target": target,
              "details": json.dumps(details or {}, sort_keys=True), "at": now}
-    return _append(session, AUDIT_CHAIN, _audit_body, [entry])[0]
+    return _append(_Core(session.connection()), AUDIT_CHAIN, _audit_body, [entry])[0]
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,17 @@ the table holds no address. Expired counters are deleted by the scheduler.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
+import psycopg
 from limits.storage import Storage
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from privacy.context import current
-from privacy.db import db, engine_write
+from privacy.db import db, raw_write
 from privacy.models import RateLimitCounter
 
 _T = RateLimitCounter.__table__
@@ -46,13 +48,13 @@ class DatabaseStorage(Storage):
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
-        return SQLAlchemyError
+        return SQLAlchemyError, sqlite3.Error, psycopg.Error  # writes run on the DBAPI cursor
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         now = time.time()
-        with engine_write() as conn:
-            hits = conn.execute(INCREMENT, {"key": _key(key), "amount": amount, "expires": now + expiry,
-                                            "now": now}).scalar_one()
+        with raw_write() as tx:
+            (hits,) = tx.execute(INCREMENT, {"key": _key(key), "amount": amount, "expires": now + expiry,
+                                             "now": now}).fetchone()
         return int(hits)
 
     def get(self, key: str) -> int:
@@ -75,15 +77,15 @@ class DatabaseStorage(Storage):
         return True
 
     def reset(self) -> int | None:
-        with engine_write() as conn:
-            return int(conn.execute(delete(_T)).rowcount or 0)
+        with raw_write() as tx:
+            return int(tx.execute(delete(_T)).rowcount or 0)
 
     def clear(self, key: str) -> None:
-        with engine_write() as conn:
-            conn.execute(delete(_T).where(_T.c.key == _key(key)))
+        with raw_write() as tx:
+            tx.execute(delete(_T).where(_T.c.key == _key(key)))
 
 
 def purge_expired(now: float) -> int:
     """Delete the counters whose window is over."""
-    with engine_write() as conn:
-        return int(conn.execute(delete(_T).where(_T.c.expires_at <= now)).rowcount or 0)
+    with raw_write() as tx:
+        return int(tx.execute(delete(_T).where(_T.c.expires_at <= now)).rowcount or 0)

@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -129,3 +130,26 @@ def test_request_lines_in_logs_lose_their_query_strings() -> None:
     RedactQueryStrings().filter(record)
     assert "anna" not in record.getMessage()
     assert "GET /v1/subjects?… HTTP/1.1" in record.getMessage()
+
+
+def test_a_double_opt_in_token_in_a_request_line_is_not_logged() -> None:
+    from api.logs import RedactQueryStrings
+
+    token = "Zx9-secret-token_value"
+    for line in (f'127.0.0.1 - "POST /v1/consents/confirm/{token} HTTP/1.1" 200 -',
+                 f'127.0.0.1 [now] "POST /v1/consents/confirm/{token}?utm=x HTTP/1.1" 200 12 3ms'):
+        record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, line, None, None)
+        RedactQueryStrings().filter(record)
+        assert token not in record.getMessage()
+        assert "/v1/consents/confirm/…" in record.getMessage()
+
+
+def test_a_rate_limit_breach_is_logged_without_the_client_ip(make_app: Any,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="flask-limiter")
+    client = make_app(REQUEST_LIMIT_IP="1 per minute").test_client()
+    for n in range(2):
+        client.post("/v1/requests", json={"type": "access", "email": f"p{n}@example.se"},
+                    environ_base={"REMOTE_ADDR": "198.51.100.23"})
+    assert "exceeded" in caplog.text
+    assert "198.51.100.23" not in caplog.text
