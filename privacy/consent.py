@@ -252,8 +252,9 @@ class ConsentService:
             raise InvalidInput.field("subject.email", "does not belong to subject_id; e-mail changes "
                                      "go through a rectification request")
 
-    def confirm(self, token: str, now: dt.datetime, source: dict[str, Any]) -> dict[str, Any]:
+    def confirm(self, token: str, now: dt.datetime) -> dict[str, Any]:
         """Follow a double opt-in link (POST only): pending purposes become granted."""
+        source = {"channel": "email", "form": "double-opt-in"}
         digest = hashlib.sha256(token.encode()).hexdigest()
         with unit_of_work() as session:
             conf = session.get(Confirmation, digest)

@@ -57,6 +57,7 @@ VERIFY_DAYS = 7
 DOWNLOAD_DAYS = 7
 DOWNLOAD_USES = 3
 MAX_REASON = 2000
+CUSTOMER_VIEW = ("id", "type", "status", "received_at", "due_at", "extended_until")
 LOCAL_ATTEMPTS = 5  # this service's own work is retried by the scheduler before it counts as failed
 DETAILS_KEPT = dt.timedelta(days=90)  # after closing: time to answer follow-up questions, then forget
 
@@ -146,7 +147,8 @@ class RequestService:
     # --- verification ---------------------------------------------------------------
 
     def verify(self, request_id: str, token: str, now: dt.datetime) -> dict[str, Any]:
-        """Follow the mailed link: the request is verified and its work planned and started."""
+        """Follow the mailed link: the request is verified and its work planned and started.
+        Returns what the customer may see of it."""
         with unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             self._use_token(session, request, token, "verify", now)
@@ -161,7 +163,8 @@ class RequestService:
             systems = self._plan_tasks(session, request, now)
             self._move(session, request, "in_progress", LOCAL_SYSTEM, now, {"systems": systems})
         self._advance(request_id, now)
-        return self.get(request_id)
+        view = self._view(self._request(self.session, request_id))
+        return {k: view[k] for k in CUSTOMER_VIEW}  # no history, no subject id
 
     def _advance(self, request_id: str, now: dt.datetime) -> bool:
         """Run the local work and close the request if it is ready. A fault leaves the request

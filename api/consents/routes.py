@@ -76,8 +76,7 @@ class Confirm(MethodView):
     @blp.alt_response(200, content_type="text/html", description="the page, for a browser")
     def post(self, token: str) -> Response:
         """Confirm a double opt-in: the pending purposes become granted."""
-        source = {"channel": "email", "form": "double-opt-in"}
-        return link_result(lambda: consent_service().confirm(token, now(), source), "Thank you",
+        return link_result(lambda: consent_service().confirm(token, now()), "Thank you",
                             "Your subscription is confirmed.")
 
 
