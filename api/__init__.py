@@ -30,7 +30,7 @@ from api.subjects.routes import blp as subjects_blp
 from privacy.context import PrivacyContext, utcnow
 from privacy.crypto import Crypto, parse_master_key
 from privacy.db import configure_engine, db
-from privacy.errors import ServiceError
+from privacy.errors import Unavailable
 from privacy.mailer import mailer_from_config
 from privacy.policy import load_policy
 from privacy.purposes import sync_from_policy
@@ -38,11 +38,6 @@ from privacy.purposes import sync_from_policy
 MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "migrations"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 log = logging.getLogger(__name__)
-
-
-class NotReady(ServiceError):
-    status = 503
-    code = "not_ready"
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -103,9 +98,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 booted = ready.is_set() or bootstrap(app)
             except (OperationalError, ProgrammingError) as exc:
                 db.session.rollback()
-                raise NotReady("the database does not answer") from exc
+                raise Unavailable("the database does not answer", code="not_ready") from exc
             if not booted:
-                raise NotReady("the database schema is missing: run 'privacy db upgrade'")
+                raise Unavailable("the database schema is missing: run 'privacy db upgrade'", code="not_ready")
             ready.set()
 
     limits.init_app(app)  # after the readiness hook: a limit keyed by blind index needs the keyring

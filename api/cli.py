@@ -6,26 +6,23 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from api.demo import load_demo
+from api.settings import replace_instance_master_key
 from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
-from privacy.context import PrivacyContext, utcnow
+from privacy.context import current, utcnow
 from privacy.crypto import Crypto, parse_master_key, rotate_master
 from privacy.db import db, unit_of_work
 from privacy.errors import ServiceError
-from privacy.ledger import append_audit, verify_all
+from privacy.ledger import append_audit, verification
 from retention.scheduler import build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
-
-
-def _ctx() -> PrivacyContext:
-    ctx: PrivacyContext = current_app.extensions["privacy"]
-    return ctx
 
 
 def _fail(exc: ServiceError) -> None:
@@ -87,7 +84,7 @@ def keys_rotate_master(new_key_env: str, batch_size: int) -> None:
         new = Crypto(parse_master_key(value))
     except ValueError as exc:
         raise click.ClickException(f"{new_key_env}: {exc}") from exc
-    old = _ctx().crypto
+    old = current().crypto
     now = utcnow()
     try:
         with click.progressbar(length=0, label="re-wrapping data keys", file=sys.stderr) as bar:
@@ -97,12 +94,9 @@ def keys_rotate_master(new_key_env: str, batch_size: int) -> None:
     with unit_of_work() as session:
         append_audit(session, CLI_ACTOR, "key.rotate_master", now, target=new.master_key_id,
                      details={"from": old.master_key_id, "rewrapped": moved})
-    instance_key = os.path.join(current_app.instance_path, "master.key")
-    if not os.environ.get("PRIVACY_MASTER_KEY") and os.path.exists(instance_key):
-        fd = os.open(instance_key, os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value.strip() + "\n")
-        click.echo(f"wrote the new key into {instance_key}", err=True)
+    instance = Path(current_app.instance_path)
+    if not os.environ.get("PRIVACY_MASTER_KEY") and (instance / "master.key").exists():
+        click.echo(f"wrote the new key into {replace_instance_master_key(instance, value)}", err=True)
     else:
         click.echo(f"now set PRIVACY_MASTER_KEY to the value of {new_key_env}; the old key is refused", err=True)
     click.echo(moved)
@@ -117,12 +111,11 @@ def audit() -> None:
 @with_appcontext
 def audit_verify() -> None:
     """Check the hash chains of the consent ledger and the audit log (exit 1 when broken)."""
-    reports = verify_all(db.session())
-    broken = next((r for r in reports if not r.ok), None)
-    if broken is None:
-        click.echo("ok (" + ", ".join(f"{r.chain}: {r.entries} entries" for r in reports) + ")")
+    result = verification(db.session())
+    if result["ok"]:
+        click.echo("ok (" + ", ".join(f"{r['chain']}: {r['entries']} entries" for r in result["chains"]) + ")")
         return
-    click.echo(json.dumps({"chain": broken.chain, "seq": broken.broken_seq, "reason": broken.reason}))
+    click.echo(json.dumps(result["first_broken"]))
     sys.exit(1)
 
 

@@ -5,10 +5,10 @@ import random
 
 from sqlalchemy import select
 
-from api.services import request_service
+from api.services import consent_service, request_service
 from privacy.apikeys import create_key, revoke_key
-from privacy.consent import ConsentCommand, ConsentService
-from privacy.context import current, utcnow
+from privacy.consent import ConsentCommand
+from privacy.context import utcnow
 from privacy.db import db, unit_of_work
 from privacy.models import ApiKey, DataRequest
 from privacy.requests import RequestCommand
@@ -23,7 +23,7 @@ DEMO_KEYS = {"demo-signup": ["consent:write"], "demo-marketing": ["consent:read"
 def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str], list[str]]:
     """Record ``members`` sign-ups (idempotent by e-mail) and issue fresh demo API keys."""
     rng = random.Random(seed)
-    service = ConsentService(db.session(), current())
+    service = consent_service()
     samples: list[str] = []
     for n in range(members):
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -46,14 +46,13 @@ def load_demo(members: int = 60, seed: int = 7) -> tuple[int, dict[str, str], li
     return members, keys, samples
 
 
-def open_demo_requests(emails: list[str]) -> int:
+def open_demo_requests(emails: list[str]) -> None:
     """On a first run, two data-subject requests for the officer's queue (mails in the mail drop)."""
-    if db.session.scalar(select(DataRequest.id).limit(1)) is not None:
-        db.session.rollback()
-        return 0
+    first_run = db.session.scalar(select(DataRequest.id).limit(1)) is None
     db.session.rollback()
+    if not first_run:
+        return
     service = request_service()
     service.open(RequestCommand(type="access", email=emails[0], language="sv"), utcnow())
     service.open(RequestCommand(type="rectification", email=emails[1], language="sv",
                                 changes={"postal_code": "11122"}), utcnow())
-    return 2

@@ -56,6 +56,18 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | Non
     return settings
 
 
+def _staged_key_file(instance: Path, value: str) -> Path:
+    """``value`` written and flushed to disk under a temporary name (mode 0600)."""
+    instance.mkdir(parents=True, exist_ok=True)
+    tmp = instance / f".master.key.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value.strip() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
 def master_key_from_instance(instance: Path) -> str:
     """Read the instance's generated master key, creating it once (mode 0600) if missing.
 
@@ -64,13 +76,7 @@ def master_key_from_instance(instance: Path) -> str:
     """
     path = instance / "master.key"
     if not path.exists():
-        instance.mkdir(parents=True, exist_ok=True)
-        tmp = instance / f".master.key.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(generate_master_key() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        tmp = _staged_key_file(instance, generate_master_key())
         try:
             os.link(tmp, path)
             log.warning("PRIVACY_MASTER_KEY is not set: generated one into %s (mode 0600). "
@@ -80,3 +86,11 @@ def master_key_from_instance(instance: Path) -> str:
         finally:
             tmp.unlink()
     return path.read_text().strip()
+
+
+def replace_instance_master_key(instance: Path, value: str) -> Path:
+    """Swap the instance's key file for ``value`` in one rename: a crash leaves the old file
+    or the new one, never an empty or half-written key."""
+    path = instance / "master.key"
+    os.replace(_staged_key_file(instance, value), path)
+    return path

@@ -55,3 +55,10 @@ class Conflict(ServiceError):
 class Gone(ServiceError):
     status = 410
     code = "gone"
+
+
+class Unavailable(ServiceError):
+    """The service cannot answer yet (the database is away or its schema is missing)."""
+
+    status = 503
+    code = "unavailable"

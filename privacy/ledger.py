@@ -169,6 +169,16 @@ def verify_all(session: Session) -> list[ChainReport]:
     return [verify_chain(session, CONSENT_CHAIN), verify_chain(session, AUDIT_CHAIN)]
 
 
+def verification(session: Session) -> dict[str, Any]:
+    """Both chains checked: ``ok``, each chain's report, and the first broken entry if any."""
+    reports = verify_all(session)
+    body: dict[str, Any] = {"ok": all(r.ok for r in reports), "chains": [r.as_dict() for r in reports]}
+    broken = next((r for r in reports if not r.ok), None)
+    if broken is not None:
+        body["first_broken"] = {"chain": broken.chain, "seq": broken.broken_seq, "reason": broken.reason}
+    return body
+
+
 def audit_entries(session: Session, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """Audit entries after sequence number ``after``, oldest first."""
     table = AuditEntry.__table__

@@ -100,10 +100,3 @@ class WithdrawQuerySchema(StrictSchema):
     purpose = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
     token = fields.String(required=True, validate=[validate.Length(min=1, max=100), LINK_TOKEN,
                                                    no_control_characters])
-
-
-class WithdrawFormSchema(Schema):
-    class Meta:
-        unknown = "exclude"
-
-    list_unsubscribe = fields.String(data_key="List-Unsubscribe")

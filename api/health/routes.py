@@ -10,13 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from privacy.db import db
-from privacy.errors import ServiceError
-
-
-class Unavailable(ServiceError):
-    status = 503
-    code = "unavailable"
-
+from privacy.errors import Unavailable
 
 blp = Blueprint("health", __name__, url_prefix="/healthz", description="Health")
 
