@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as mf
 
 from privacy.fields import COUNTRY_CODES, FIELD_TYPES, FieldValueError, normalise
-from privacy.validation import StrictBoolean, text
+from privacy.validation import StrictBoolean, StrictSchema, text
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
 RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")
@@ -49,30 +49,25 @@ def one_of(choices: tuple[str, ...]) -> validate.OneOf:
     return validate.OneOf(choices, error="'{input}' is not one of " + ", ".join(choices))
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class FieldSchema(_Strict):
+class FieldSchema(StrictSchema):
     category = mf.String(required=True, validate=one_of(CATEGORIES))
     type = mf.String(required=True, validate=one_of(FIELD_TYPES))
     identifier = mf.Boolean(load_default=False)
     max_length = mf.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
 
 
-class NoticeSchema(_Strict):
+class NoticeSchema(StrictSchema):
     version = text(validate.Length(min=1, max=64), required=True)
     text = text(validate.Length(min=1, max=100_000), multiline=True, required=True)
 
 
-class RetentionSchema(_Strict):
+class RetentionSchema(StrictSchema):
     period_days = mf.Integer(strict=True, required=True, validate=validate.Range(min=0, max=36500))
     after = mf.String(required=True, validate=one_of(RETENTION_CLOCKS))
     action = mf.String(required=True, validate=one_of(RETENTION_ACTIONS))
 
 
-class PurposeBodySchema(_Strict):
+class PurposeBodySchema(StrictSchema):
     """A purpose as written in the policy file, without its code (the PUT body)."""
 
     name = mf.Dict(keys=text(validate.Length(min=2, max=8)), values=text(validate.Length(min=1, max=200)),
@@ -100,7 +95,7 @@ class PurposeSchema(PurposeBodySchema):
     code = mf.String(required=True, validate=CODE)
 
 
-class LegalHoldSchema(_Strict):
+class LegalHoldSchema(StrictSchema):
     code = mf.String(required=True, validate=CODE)
     description = mf.String(required=True)
     fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))  # type: ignore[assignment]
@@ -110,7 +105,7 @@ class LegalHoldSchema(_Strict):
                        "contract or legal_obligation"})
 
 
-class RetrySchema(_Strict):
+class RetrySchema(StrictSchema):
     initial_delay_s = mf.Float(load_default=30, validate=validate.Range(min=0))
     max_delay_s = mf.Float(load_default=3600, validate=validate.Range(min=0))
     deadline_hours = mf.Float(load_default=72, validate=validate.Range(min=0))
@@ -128,7 +123,7 @@ class ConnectorSchema(Schema):
     timeout_s = mf.Float(load_default=10, validate=validate.Range(min=0.1, max=600))
 
 
-class ControllerSchema(_Strict):
+class ControllerSchema(StrictSchema):
     name = mf.String(required=True)
     contact = mf.String(load_default="")
     email = mf.String(load_default="")
@@ -145,7 +140,7 @@ class ControllerSchema(_Strict):
                                     metadata={"description": "named in refusals: the right to complain"})
 
 
-class AgeOfConsentSchema(_Strict):
+class AgeOfConsentSchema(StrictSchema):
     default = mf.Integer(load_default=16, validate=validate.Range(min=13, max=16))
     countries = mf.Dict(keys=mf.String(validate=validate.OneOf(sorted(COUNTRY_CODES),
                                                                        error="'{input}' is not a country code")),
@@ -153,7 +148,7 @@ class AgeOfConsentSchema(_Strict):
                             load_default=dict)
 
 
-class PolicySchema(_Strict):
+class PolicySchema(StrictSchema):
     controller = mf.Nested(ControllerSchema, load_default=lambda: {"name": "Data controller", "contact": "",
                                                                        "email": "", "phone": "", "address": {},
                                                                        "url": None, "privacy_policy_url": "",

@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields
 
 # C0/C1 control characters (NUL, newline, ESC ...) and lone surrogates, which JSON can carry
 # ("\u0000", "\ud800") but no stored or echoed string should: PostgreSQL refuses NUL in text,
@@ -40,3 +40,10 @@ class StrictBoolean(fields.Field):
         if not isinstance(value, bool):
             raise ValidationError("must be true or false")
         return value
+
+
+class StrictSchema(Schema):
+    """A schema that refuses unknown keys (naming them) instead of dropping them silently."""
+
+    class Meta:
+        unknown = RAISE

@@ -5,11 +5,12 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from api.auth import BEARER, requires
 from privacy.db import db
 from privacy.ledger import audit_entries, verification
+from privacy.validation import StrictSchema
 
 blp = Blueprint("audit", __name__, url_prefix="/v1/audit", description="Audit trail")
 
@@ -20,10 +21,7 @@ class VerifySchema(Schema):
     first_broken = fields.Dict(metadata={"description": "chain, seq and reason of the first broken entry"})
 
 
-class LogQuerySchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class LogQuerySchema(StrictSchema):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from api.schema_fields import FastStringList, StrictBoolean, StringOrMap, no_control_characters
+from privacy.validation import StrictSchema
 
 MAX_CHECK_INPUTS = 100_000
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class SourceSchema(StrictSchema):

@@ -1,17 +1,13 @@
 """Shapes of the data-subject request routes (shape only; values are the service's job)."""
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from api.schema_fields import no_control_characters
 from privacy.requests import STATUSES, TASK_STATUSES, TYPES
+from privacy.validation import StrictSchema
 
 LANGUAGES = ("sv", "en")
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class OpenRequestSchema(StrictSchema):

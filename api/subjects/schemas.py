@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, validate
+from marshmallow import Schema, validate
 from marshmallow import fields as mf
 
 from api.consents.schemas import PurposeStateSchema
+from privacy.validation import StrictSchema
 
 
-class SubjectQuerySchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class SubjectQuerySchema(StrictSchema):
     email = mf.String(required=True, validate=validate.Length(min=1, max=320))
 
 
