@@ -68,8 +68,9 @@ class HttpClient:
         return conn
 
     def post(self, path: str, payload: Any) -> tuple[int, bytes]:
-        """POST ``payload`` as JSON; the status and raw body (one retry on a dropped socket)."""
-        body = json.dumps(payload).encode()
+        """POST ``payload`` as JSON (or ``bytes`` already encoded); the status and raw body (one
+        retry on a dropped socket)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         for attempt in (1, 2):
             conn = self._conn()
             try:
@@ -135,7 +136,7 @@ def time_service_check(client: HttpClient, purpose: str, emails: Sequence[str], 
     Raises :class:`RuntimeError` on a non-200 answer or when the answer does not put
     every input in exactly one list.
     """
-    payload = {"purpose": purpose, "emails": list(emails)}
+    payload = json.dumps({"purpose": purpose, "emails": list(emails)}).encode()  # once, outside the timing
     results: list[BulkRun] = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -184,7 +185,8 @@ def blind_indexes(env: Mapping[str, str], emails: Sequence[str]) -> tuple[list[b
             from privacy.crypto import current_crypto
 
             crypto = current_crypto()
-            indexes = [crypto.blind_index(email) for email in emails]
+            index = crypto.blind_indexer()
+            indexes = [index(email) for email in emails]
         database = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
     if not database:
         raise RuntimeError("the service is not on a SQLite file")

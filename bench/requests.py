@@ -45,7 +45,6 @@ behind); 2 when the bench could not run.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import datetime as dt
 import gc
@@ -71,6 +70,7 @@ from bench.__main__ import machine_info
 from bench.bulk import scoped_environ
 from bench.report import finish
 from bench.servers import REPO_ROOT, tail
+from privacy.crypto import generate_master_key
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -375,7 +375,7 @@ def run_access(sizes: Sequence[int], tmp: Path, faults: list[str]) -> dict[str, 
     for count in sizes:
         folder = tmp / f"access-{count}"
         folder.mkdir()
-        master_key = base64.b64encode(os.urandom(32)).decode("ascii")
+        master_key = generate_master_key()
         print(f"  {count:,} requests: seeding ...", end="", flush=True)
         seed = run_child("seed", folder, master_key, count)
         print(f" {seed['seed_s']:.1f} s ({seed['events_total'] / seed['seed_s']:,.0f} events/s); packaging ...",
@@ -538,7 +538,7 @@ def run_erasure(rounds: int, tmp: Path, faults: list[str]) -> dict[str, Any]:
           f"vs plain SQL deleting the same rows on a copy ({rounds} round(s), a fresh subject each)")
     folder = tmp / "erasure"
     folder.mkdir()
-    master_key = base64.b64encode(os.urandom(32)).decode("ascii")
+    master_key = generate_master_key()
     results: list[dict[str, Any]] = []
     with service_app(folder, master_key, migrate=True):
         for number in range(rounds):

@@ -9,7 +9,6 @@ tail of that log is printed when something goes wrong.
 
 from __future__ import annotations
 
-import base64
 import configparser
 import contextlib
 import os
@@ -24,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from privacy.crypto import generate_master_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def service_env(instance_dir: Path) -> dict[str, str]:
     """The environment for the service and its CLI: a fresh instance folder and master key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVACY_")}
     env["PRIVACY_INSTANCE_DIR"] = str(instance_dir)
-    env["PRIVACY_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode("ascii")
+    env["PRIVACY_MASTER_KEY"] = generate_master_key()
     return env
 
 

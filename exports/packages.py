@@ -30,10 +30,10 @@ from jinja2 import Environment, PackageLoader, Template, Undefined
 from markupsafe import Markup, escape
 
 from privacy.crypto import SealedWriter, new_file_key, open_sealed
+from privacy.request_mail import LANGUAGES
 
 FORMAT = "privacy-access-package/1"
 KINDS = ("access", "portability")
-LANGUAGES = ("sv", "en")
 _TEXT_CHUNK = 16 * 1024  # characters handed to the zip entry at a time
 _SPOOL_CHUNK = 16 * 1024  # plaintext per sealed segment of a history spool
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

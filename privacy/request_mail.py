@@ -9,7 +9,7 @@ from typing import Any
 
 from privacy.mailer import OutgoingMail
 
-LANGUAGES = ("sv", "en")
+LANGUAGES = ("sv", "en")  # of mails, access packages and their pages
 
 TYPE_NAMES = {
     "sv": {"access": "tillgång till dina uppgifter", "erasure": "radering", "rectification": "rättelse",
