@@ -500,11 +500,6 @@ class SealedWriter(io.RawIOBase):
         self._pending.clear()
         self._index += 1
 
-    def abort(self) -> None:
-        """Close without the final segment: the file stays incomplete and will not open."""
-        self._aborted = True
-        self.close()
-
     def close(self) -> None:
         if self.closed:
             return

@@ -20,7 +20,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -573,12 +573,3 @@ def _reason(reason: str) -> str:
     if len(reason) > MAX_REASON:
         raise InvalidInput.field("reason", f"is longer than {MAX_REASON} characters")
     return reason
-
-
-def write_stream(out: BinaryIO, chunks: Iterator[bytes]) -> int:
-    """Copy a package stream to a file (the CLI and tests); returns the bytes written."""
-    total = 0
-    for chunk in chunks:
-        out.write(chunk)
-        total += len(chunk)
-    return total
