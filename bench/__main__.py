@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -39,10 +38,9 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from bench import bulk
-from bench.report import finish
+from bench.report import finish, start
 from bench.servers import (
     GUNICORN_TIMEOUT_S,
-    REPO_ROOT,
     WORKERS,
     GunicornServer,
     ServerError,
@@ -172,24 +170,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not 0 <= args.bulk_known <= args.bulk_size:
         parser.error("--bulk-known must be between 0 and --bulk-size")
     return args
-
-
-def machine_info() -> dict[str, Any]:
-    """nproc, Python, platform, load average and the repository commit, for context."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "nproc": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "commit": commit or None,
-    }
 
 
 def median_round(rounds: list[LoadResult]) -> LoadResult:
@@ -487,18 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; the process exit status (see the module docstring)."""
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)  # so that `finally` stops the servers
-    machine = machine_info()
+    machine = start()
     wrk = ensure_wrk()
-    print(
-        f"machine: nproc {machine['nproc']}, Python {machine['python']}, "
-        f"{machine['platform']}, commit {machine['commit']}"
-    )
-    load = machine["loadavg_at_start"][0]
-    if load > 0.5 * (machine["nproc"] or 1):
-        print(
-            f"warning: load average {load} at start on {machine['nproc']} CPUs; other work "
-            "competes with the bench, so figures (less so ratios) are noisy"
-        )
     print(
         f"servers: gunicorn -w {WORKERS} --timeout {GUNICORN_TIMEOUT_S}, 127.0.0.1, SQLite in a fresh temporary folder"
     )

@@ -66,9 +66,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.__main__ import machine_info
 from bench.bulk import scoped_environ
-from bench.report import finish
+from bench.report import finish, start
 from bench.servers import REPO_ROOT, tail
 from privacy.crypto import generate_master_key
 
@@ -651,15 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child_main(args)
-    machine = machine_info()
-    print(
-        f"machine: nproc {machine['nproc']}, Python {machine['python']}, "
-        f"{machine['platform']}, commit {machine['commit']}"
-    )
-    load = machine["loadavg_at_start"][0]
-    if load > 0.5 * (machine["nproc"] or 1):
-        print(f"warning: load average {load} at start on {machine['nproc']} CPUs; other work competes with the "
-              "bench, so figures are noisy")
+    machine = start()
     print(f"in-process, SQLite in a fresh temporary folder; access sizes {', '.join(f'{n:,}' for n in args.sizes)}; "
           f"erasure rounds {args.rounds}; scenarios {', '.join(args.only)}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="privacy-bench-requests-"))
