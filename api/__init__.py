@@ -20,6 +20,7 @@ from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
+from api.jsonio import FastJSONProvider
 from api.logs import install_log_guards
 from api.purposes.routes import blp as purposes_blp
 from api.receipts.routes import blp as receipts_blp
@@ -61,6 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API key"}}}},
         PRIVACY=settings,
     )
+    app.json = FastJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -115,6 +116,7 @@ class Crypto:
         self._link_key: bytes | None = None
         self._signing_key: Ed25519PrivateKey | None = None
         self._signing_kid: str | None = None
+        self._jws_header = ""
 
     # --- start-up -------------------------------------------------------------------
 
@@ -179,6 +181,8 @@ class Crypto:
             self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
         )
         self._signing_kid = hashlib.sha256((signing.public or "").encode()).hexdigest()[:16]
+        header = {"alg": "EdDSA", "kid": self._signing_kid, "typ": "JWT"}
+        self._jws_header = b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
     # --- wrapping -------------------------------------------------------------------
 
@@ -303,10 +307,7 @@ class Crypto:
         """JWS compact serialisation (RFC 7515) of ``payload`` with EdDSA (Ed25519)."""
         if self._signing_key is None:
             raise CryptoError("keyring not loaded: call bootstrap() first")
-        header = {"alg": "EdDSA", "kid": self._signing_kid, "typ": "JWT"}
-        signing_input = ".".join(
-            b64url(json.dumps(part, separators=(",", ":"), sort_keys=True).encode()) for part in (header, payload)
-        )
+        signing_input = f"{self._jws_header}.{b64url(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))}"
         return signing_input + "." + b64url(self._signing_key.sign(signing_input.encode()))
 
     def public_jwks(self) -> dict[str, Any]:
