@@ -32,6 +32,8 @@ HIDDEN_FORMAT = frozenset("\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 def _require_str(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldValueError("must be a string")
+    if value.isascii() and value.isprintable():  # the common case, with nothing to look for
+        return value.strip()
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in value):
         raise FieldValueError("contains control or unassigned characters")
     if any(ch in HIDDEN_FORMAT for ch in value):
