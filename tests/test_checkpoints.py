@@ -1,5 +1,6 @@
-"""WAL checkpoints on SQLite: run by the writing process after its quota of writes, outside
-the writer lock, and never by SQLite itself inside a commit before the safety net."""
+"""WAL checkpoints on SQLite: run by a thread of the writing process after its quota of
+writes, outside the writer lock, and never by SQLite itself inside a commit before the
+safety net."""
 from __future__ import annotations
 
 import copy
@@ -37,8 +38,10 @@ def test_the_wal_is_copied_into_the_database_after_a_process_quota_of_writes(
     before = path.stat().st_size
     _sign_up(client, writer, 1)
     _sign_up(client, writer, 2)
+    assert privacy_db.checkpoints.wait()
     assert path.stat().st_size == before, "checkpointed before the quota"
     _sign_up(client, writer, 3)
+    assert privacy_db.checkpoints.wait()
     assert path.stat().st_size > before, "the third write did not checkpoint"
 
 
@@ -50,6 +53,7 @@ def test_sqlite_does_not_checkpoint_inside_a_commit_below_the_safety_net(
     before = path.stat().st_size
     for n in range(1, 40):
         _sign_up(client, writer, n)
+    assert privacy_db.checkpoints.wait()
     assert path.stat().st_size == before
     assert os.path.getsize(f"{path}-wal") > 30 * 4096
 
