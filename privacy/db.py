@@ -136,8 +136,8 @@ def configure_engine(engine: Engine) -> None:
         apply_sqlite_pragmas(dbapi_connection)
         # SQLite checkpoints inside the COMMIT that crosses the threshold, while our writer
         # lock is still held (a 5-10 ms fsync every few dozen sign-ups that every other
-        # writer waits out). Checkpoints run after the lock instead (see Checkpoints); this
-        # threshold (above what CHECKPOINT_EVERY leaves) is only the safety net.
+        # writer waits out). Checkpoints run in a thread instead (see Checkpoints); this
+        # threshold (far above what CHECKPOINT_EVERY leaves) is only the safety net.
         dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         dbapi_connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
 
