@@ -209,6 +209,13 @@ class Comparison:
         return self.service.rps / self.baseline.rps if self.baseline.rps else 0.0
 
     @property
+    def round_ratios(self) -> list[float]:
+        """Service over baseline req/s of each round pair. The two rounds of a pair run
+        back to back, so a drift of the machine's speed cancels out of their ratio: the
+        spread of these shows how far one run's ratio can be trusted."""
+        return [s.rps / b.rps for s, b in zip(self.service_rounds, self.baseline_rounds, strict=True) if b.rps]
+
+    @property
     def passed(self) -> bool:
         """Whether the ratio meets the target."""
         return self.ratio >= self.target
@@ -224,6 +231,7 @@ class Comparison:
                 "baseline": [r.rps for r in self.baseline_rounds],
             },
             "ratio": round(self.ratio, 4),
+            "round_ratios": [round(r, 4) for r in self.round_ratios],
             "target": f">= {self.target:.2f}",
             "pass": self.passed,
         }
@@ -248,6 +256,7 @@ def print_comparison(comp: Comparison) -> None:
             ("baseline", comp.baseline_rounds),
         ):
             print(f"  {label} req/s by round: {', '.join(f'{r.rps:,.1f}' for r in rounds)}")
+        print(f"  ratio by round pair: {', '.join(f'{r:.2f}' for r in comp.round_ratios)}")
     verdict = "PASS" if comp.passed else "FAIL"
     print(f"  ratio service/baseline req/s: {comp.ratio:.2f} (target >= {comp.target:.2f})  {verdict}")
 
