@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,7 +96,9 @@ class Checkpoints:
                 database = self._due.pop()
                 self._running = True
             try:
-                conn = sqlite3.connect(database, isolation_level=None)
+                # mode=rw: a database file that is gone is an error, not a new empty file.
+                conn = sqlite3.connect(f"file:{urllib.parse.quote(database)}?mode=rw", uri=True,
+                                       isolation_level=None)
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 finally:

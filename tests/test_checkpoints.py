@@ -68,3 +68,13 @@ def test_service_connections_cap_the_wal_file_and_its_autocheckpoint(app: Flask)
             conn.close()
     assert limit == privacy_db.WAL_SIZE_LIMIT
     assert pages == privacy_db.AUTOCHECKPOINT_PAGES > 20 * privacy_db.CHECKPOINT_EVERY
+
+
+def test_a_checkpoint_of_a_vanished_database_creates_no_file(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(privacy_db, "CHECKPOINT_EVERY", 1)
+    gone = tmp_path / "a dir with spaces & signs%" / "gone.db"
+    gone.parent.mkdir()
+    privacy_db.checkpoints.after_write(str(gone))
+    assert privacy_db.checkpoints.wait()
+    assert not gone.exists()
