@@ -194,29 +194,30 @@ class Crypto:
 
     def new_data_key(self, subject_id: str) -> tuple[bytes, bytes]:
         """A fresh data key for a subject and its wrapped form to store."""
-        dek = AESGCM.generate_key(bit_length=256)
-        return dek, _seal(self._master, dek, f"dek|{subject_id}".encode())
+        return self._new_wrapped_key(f"dek|{subject_id}")
 
     def data_key(self, subject: Subject) -> bytes:
         """Unwrap a subject's data key; :class:`KeyShredded` once it was destroyed."""
-        if subject.wrapped_key is None:
-            raise KeyShredded(f"data key of subject {subject.id} was destroyed")
-        if subject.master_key_id != self.master_key_id:
-            raise CryptoError(f"subject {subject.id} is wrapped under master key {subject.master_key_id}")
-        return _open(self._master, subject.wrapped_key, f"dek|{subject.id}".encode())
+        return self._unwrap_owned_key(subject, "data key of subject", "subject", f"dek|{subject.id}")
 
     def new_request_key(self, request_id: str) -> tuple[bytes, bytes]:
         """A fresh key for a data-subject request (its sealed details, mails and package)."""
-        key = AESGCM.generate_key(bit_length=256)
-        return key, _seal(self._master, key, f"rdek|{request_id}".encode())
+        return self._new_wrapped_key(f"rdek|{request_id}")
 
     def request_key(self, request: DataRequest) -> bytes:
         """Unwrap a request's key; :class:`KeyShredded` once it was destroyed."""
-        if request.wrapped_key is None:
-            raise KeyShredded(f"key of request {request.id} was destroyed")
-        if request.master_key_id != self.master_key_id:
-            raise CryptoError(f"request {request.id} is wrapped under master key {request.master_key_id}")
-        return _open(self._master, request.wrapped_key, f"rdek|{request.id}".encode())
+        return self._unwrap_owned_key(request, "key of request", "request", f"rdek|{request.id}")
+
+    def _new_wrapped_key(self, context: str) -> tuple[bytes, bytes]:
+        key = AESGCM.generate_key(bit_length=256)
+        return key, _seal(self._master, key, context.encode())
+
+    def _unwrap_owned_key(self, owner: Subject | DataRequest, key_name: str, owner_name: str, context: str) -> bytes:
+        if owner.wrapped_key is None:
+            raise KeyShredded(f"{key_name} {owner.id} was destroyed")
+        if owner.master_key_id != self.master_key_id:
+            raise CryptoError(f"{owner_name} {owner.id} is wrapped under master key {owner.master_key_id}")
+        return _open(self._master, owner.wrapped_key, context.encode())
 
     def seal_held(self, session: Session, hold: str, until: dt.datetime, subject_id: str, field: str, value: str,
                   now: dt.datetime) -> tuple[str, bytes]:
