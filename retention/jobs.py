@@ -48,16 +48,20 @@ def send_mail(now: dt.datetime) -> int:
     return deliver_pending(db.session(), current(), now)
 
 
+def _logged(count: int, message: str) -> int:
+    """``count``, logged with ``message`` (one ``%d``) when anything was done."""
+    if count:
+        log.info(message, count)
+    return count
+
+
 def _requests() -> RequestService:
     return RequestService(db.session(), current(), packager=instance_store())
 
 
 def expire_requests(now: dt.datetime) -> int:
     """Requests never verified within the link's 7 days become ``expired``."""
-    count = _requests().expire_unverified(now)
-    if count:
-        log.info("requests: %d unverified requests expired", count)
-    return count
+    return _logged(_requests().expire_unverified(now), "requests: %d unverified requests expired")
 
 
 def process_requests(now: dt.datetime) -> int:
@@ -67,18 +71,12 @@ def process_requests(now: dt.datetime) -> int:
 
 def purge_packages(now: dt.datetime) -> int:
     """Delete access packages past their 7 days."""
-    count = _requests().purge_packages(now)
-    if count:
-        log.info("requests: %d expired packages deleted", count)
-    return count
+    return _logged(_requests().purge_packages(now), "requests: %d expired packages deleted")
 
 
 def forget_closed_requests(now: dt.datetime) -> int:
     """Destroy the keys of requests closed more than 90 days ago (their address and details)."""
-    count = _requests().forget_closed(now)
-    if count:
-        log.info("requests: details of %d closed requests destroyed", count)
-    return count
+    return _logged(_requests().forget_closed(now), "requests: details of %d closed requests destroyed")
 
 
 def purge_rate_limits(now: dt.datetime) -> int:
