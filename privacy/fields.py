@@ -7,17 +7,30 @@ encrypted and stored, or raises :class:`FieldValueError` with a message for the 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import phonenumbers
 import pycountry
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 FIELD_TYPES = ("email", "phone", "string", "date", "country")
 COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries)
 MAX_EMAIL_LENGTH = 254
+
+# Plain addresses (nearly every sign-up) that email-validator accepts and normalises to
+# their lower case: a dot-atom local part of letters, digits, ``_``, ``+`` and ``-``;
+# host labels of letters, digits and single inner hyphens; an alphabetic top-level domain.
+# Anything else (quoted or unusual local parts, IDNA, ``xn--``, special-use domains such as
+# ``.test``) takes email-validator's full path, which is ten times slower.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_+-]{1,64}(?:\.[a-z0-9_+-]{1,64})*"
+    r"@(?:[a-z0-9](?:[a-z0-9]|-(?!-)){0,61}[a-z0-9]?\.)+[a-z]{2,63}", re.ASCII | re.IGNORECASE)
+_PLAIN_LOCAL_MAX = 64
+_PLAIN_DOMAIN_MAX = 200
+_SPECIAL_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 
 class FieldValueError(ValueError):
@@ -47,11 +60,26 @@ def normalise_email(value: Any) -> str:
         raise FieldValueError("must not be empty")
     if len(text) > MAX_EMAIL_LENGTH:
         raise FieldValueError(f"is longer than {MAX_EMAIL_LENGTH} characters")
+    plain = _plain_email(text)
+    if plain is not None:
+        return plain
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise FieldValueError(f"is not a valid e-mail address ({_reason(exc)})") from exc
     return str(result.normalized).lower()
+
+
+def _plain_email(text: str) -> str | None:
+    """``text`` normalised, when it is a plain address (see ``_PLAIN_EMAIL``); else None."""
+    if not _PLAIN_EMAIL.fullmatch(text):
+        return None
+    local, _, domain = text.lower().rpartition("@")
+    labels = domain.split(".")
+    if (len(local) > _PLAIN_LOCAL_MAX or len(domain) > _PLAIN_DOMAIN_MAX or labels[-1] in _SPECIAL_TLDS
+            or any(len(label) > 63 or label.startswith("-") or label.endswith("-") for label in labels)):
+        return None
+    return f"{local}@{domain}"
 
 
 def _reason(exc: EmailNotValidError) -> str:
