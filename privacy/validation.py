@@ -33,13 +33,18 @@ def text(*validators: Callable[[Any], Any], multiline: bool = False, **kwargs: A
     return fields.String(validate=[guard, *validators], **kwargs)
 
 
+def strict_boolean(value: Any) -> bool:
+    """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` is not a consent."""
+    if not isinstance(value, bool):
+        raise ValidationError("must be true or false")
+    return value
+
+
 class StrictBoolean(fields.Field):
     """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` is not a consent."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("must be true or false")
-        return value
+        return strict_boolean(value)
 
 
 class StrictSchema(Schema):

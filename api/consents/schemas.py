@@ -6,8 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from api.schema_fields import FastStringList, StrictBoolean, StringOrMap, no_control_characters
-from privacy.validation import StrictSchema
+from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, no_control_characters
+from privacy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
 
@@ -31,12 +31,10 @@ class SourceSchema(StrictSchema):
 
 
 class ConsentRequestSchema(StrictSchema):
-    subject = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
-                          load_default=dict, metadata={"description": "personal fields from the catalogue; "
-                                                       "`email` identifies the subject"})
+    subject = ShortKeyMap(load_default=dict, metadata={
+        "description": "personal fields from the catalogue; `email` identifies the subject"})
     subject_id = fields.UUID(metadata={"description": "update this subject instead of finding it by e-mail"})
-    purposes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=StrictBoolean(),
-                           required=True, validate=validate.Length(min=1, max=50))
+    purposes = ShortKeyMap(strict_boolean, sizes=(1, 50), required=True)
     notice_version = StringOrMap(metadata={
         "description": "the notice version the form showed, or one per purpose",
         "oneOf": [{"type": "string", "maxLength": 64},
