@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,34 @@ CONSENT_CHAIN = "consent"
 AUDIT_CHAIN = "audit"
 
 
+_SCALARS = (str, int, type(None))  # bool is an int
+
+
+def _scalars_only(data: dict[str, Any]) -> bool:
+    """Whether every value is a string, integer, boolean or null, or an object of those
+    (a consent event always is; a float or a list sends ``canonical`` the slow way)."""
+    for value in data.values():
+        if isinstance(value, dict):
+            if not all(type(k) is str and isinstance(v, _SCALARS) for k, v in value.items()):
+                return False
+        elif not isinstance(value, _SCALARS):
+            return False
+    return True
+
+
 def canonical(data: dict[str, Any]) -> bytes:
+    """The bytes an entry's hash covers: JSON with sorted keys, no spaces, UTF-8 unescaped.
+
+    The standard library's encoder defines them. orjson writes the very same bytes for
+    strings, integers, booleans and null (tested), in a tenth of the time; floats are
+    written differently (``1e+16`` against ``1e16``), so anything beyond those types, and
+    anything orjson refuses (integers above 64 bits, lone surrogates), goes to ``json``.
+    """
+    if type(data) is dict and _scalars_only(data) and all(type(k) is str for k in data):
+        try:
+            return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 

@@ -1,13 +1,19 @@
 """The consent ledger and audit log: append-only and hash-chained."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from privacy.db import db
+from privacy.ledger import canonical
 from tests.conftest import SIGNUP
 
 
@@ -81,3 +87,33 @@ def test_the_database_refuses_to_change_ledger_rows(app: Flask, client: FlaskCli
     _three_signups(client, writer)
     with app.app_context(), pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
         conn.execute(text(sql))
+
+
+def reference_canonical(data: dict[str, object]) -> bytes | None:
+    """The definition of the hashed bytes (the standard library's encoder), or None when
+    the data cannot be written as UTF-8 at all (a lone surrogate)."""
+    try:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    except UnicodeEncodeError:
+        return None
+
+
+scalars = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=True))
+entries = st.dictionaries(st.text(), st.one_of(scalars, st.dictionaries(st.text(), scalars, max_size=4)), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(entries)
+def test_hashed_bytes_are_the_standard_librarys_json_for_any_entry(data: dict[str, object]) -> None:
+    expected = reference_canonical(data)
+    if expected is None:
+        with pytest.raises(UnicodeEncodeError):
+            canonical(data)
+    else:
+        assert canonical(data) == expected
+
+
+@pytest.mark.parametrize("value", [1e16, 2 ** 70, "\x00\x1f\x7f\u2028\"\\/å😀", float("nan"), True])
+def test_values_the_two_encoders_write_differently_still_hash_the_same_bytes(value: object) -> None:
+    data = {"seq": 1, "details": {"value": value}, "value": value}
+    assert canonical(data) == reference_canonical(data)
