@@ -126,11 +126,19 @@ class Plan:
 class Planner:
     def __init__(self, ctx: PrivacyContext) -> None:
         self.ctx = ctx
+        self._indexes: dict[str, bytes] = {}
+
+    def blind_index(self, email: str) -> bytes:
+        """The e-mail's blind index, computed once per recording (looked up, then stored)."""
+        index = self._indexes.get(email)
+        if index is None:
+            index = self._indexes[email] = self.ctx.crypto.blind_index(email)
+        return index
 
     def find_subject(self, conn: RawTransaction, values: dict[str, str], subject_id: str | None) -> Any:
         if subject_id is not None:
             return conn.first(SUBJECT_BY_ID, {"sid": subject_id})
-        subject = conn.first(SUBJECT_BY_INDEX, {"idx": self.ctx.crypto.blind_index(values["email"])})
+        subject = conn.first(SUBJECT_BY_INDEX, {"idx": self.blind_index(values["email"])})
         if subject is not None and subject.suppressed:
             raise Conflict("this person's data was erased; a new sign-up needs the erasure to be lifted",
                            {"subject.email": ["belongs to an erased subject"]}, code="subject_erased")
@@ -146,7 +154,7 @@ class Planner:
         if subject is None:
             subject_id = str(uuid.uuid4())
             dek, wrapped = crypto.new_data_key(subject_id)
-            subject_row = {"id": subject_id, "email_index": crypto.blind_index(values["email"]),
+            subject_row = {"id": subject_id, "email_index": self.blind_index(values["email"]),
                            "wrapped_key": wrapped, "master_key_id": crypto.master_key_id, "restricted": False,
                            "created_at": now, "updated_at": now, "last_activity_at": now, "shredded_at": None}
         else:
