@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from marshmallow import ValidationError, fields
 
@@ -49,12 +49,12 @@ class ShortKeyMap(fields.Field):
     the number of entries (and is published as ``minProperties``/``maxProperties``).
     """
 
-    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Not a valid mapping type."}
+    NOT_A_MAPPING = "Not a valid mapping type."
     KEY_MESSAGE = "Length must be between {min} and {max}."
 
     def __init__(self, check: Callable[[Any], Any] | None = None, max_key: int = 64,
                  sizes: tuple[int, int] | None = None, **kwargs: Any) -> None:
-        metadata = {"type": "object", "additionalProperties": {"type": "boolean"} if check is strict_boolean else {}}
+        metadata: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "boolean"} if check is strict_boolean else {}}
         if sizes is not None:
             metadata.update(minProperties=sizes[0], maxProperties=sizes[1])
         kwargs["metadata"] = {**metadata, **kwargs.get("metadata", {})}
@@ -66,7 +66,7 @@ class ShortKeyMap(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
                      **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.make_error("invalid")
+            raise ValidationError(self.NOT_A_MAPPING)
         if self.sizes is not None and not self.sizes[0] <= len(value) <= self.sizes[1]:
             raise ValidationError(self.KEY_MESSAGE.format(min=self.sizes[0], max=self.sizes[1]))
         out: dict[str, Any] = {}

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import nacl.signing
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -115,6 +116,7 @@ class Crypto:
         self._index_key: bytes | None = None
         self._link_key: bytes | None = None
         self._signing_key: Ed25519PrivateKey | None = None
+        self._signer: nacl.signing.SigningKey | None = None
         self._signing_kid: str | None = None
         self._jws_header = ""
 
@@ -177,9 +179,12 @@ class Crypto:
         self._index_key = _hkdf(root, "privacy blind-index v1 email")
         self._link_key = _hkdf(root, "privacy withdraw-link v1")
         signing = entries[self.SIGNING_KEY]
-        self._signing_key = Ed25519PrivateKey.from_private_bytes(
-            self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
-        )
+        seed = self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
+        self._signing_key = Ed25519PrivateKey.from_private_bytes(seed)
+        # Ed25519 signatures are deterministic (RFC 8032): libsodium's are the very bytes
+        # OpenSSL's would be, in two thirds of the time (cryptography's bundled OpenSSL
+        # uses 32-bit field arithmetic); every sign-up signs a 3.5 KB receipt.
+        self._signer = nacl.signing.SigningKey(seed)
         self._signing_kid = hashlib.sha256((signing.public or "").encode()).hexdigest()[:16]
         header = {"alg": "EdDSA", "kid": self._signing_kid, "typ": "JWT"}
         self._jws_header = b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
@@ -306,10 +311,10 @@ class Crypto:
 
     def sign_jws(self, payload: dict[str, Any]) -> str:
         """JWS compact serialisation (RFC 7515) of ``payload`` with EdDSA (Ed25519)."""
-        if self._signing_key is None:
+        if self._signer is None:
             raise CryptoError("keyring not loaded: call bootstrap() first")
         signing_input = f"{self._jws_header}.{b64url(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))}"
-        return signing_input + "." + b64url(self._signing_key.sign(signing_input.encode()))
+        return signing_input + "." + b64url(self._signer.sign(signing_input.encode()).signature)
 
     def public_jwks(self) -> dict[str, Any]:
         """The receipt-signing public key as a JWK set (RFC 8037, OKP / Ed25519)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from cryptography.exceptions import InvalidSignature
+from flask import Flask
 from flask.testing import FlaskClient
 
 from privacy.crypto import b64url, verify_jws
@@ -60,3 +61,13 @@ def test_a_tampered_receipt_fails_verification(client: FlaskClient, writer: dict
     forged_payload = b64url(json.dumps(forged, separators=(",", ":"), sort_keys=True).encode())
     with pytest.raises(InvalidSignature):
         verify_jws(f"{header}.{forged_payload}.{signature}", key["x"])
+
+
+def test_receipts_are_signed_with_the_bytes_openssl_would_give(app: Flask) -> None:
+    """libsodium signs, OpenSSL (cryptography) defines: Ed25519 is deterministic, so the
+    two must agree byte for byte for the service's own key."""
+    crypto = app.extensions["privacy"].crypto
+    jws = crypto.sign_jws({"consentReceiptID": "r-1", "piiPrincipalId": "s-1", "services": []})
+    header, payload, signature = jws.split(".")
+    expected = crypto._signing_key.sign(f"{header}.{payload}".encode())
+    assert base64.urlsafe_b64decode(signature + "==") == expected
