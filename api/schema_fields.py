@@ -54,7 +54,8 @@ class ShortKeyMap(fields.Field):
 
     def __init__(self, check: Callable[[Any], Any] | None = None, max_key: int = 64,
                  sizes: tuple[int, int] | None = None, **kwargs: Any) -> None:
-        metadata: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "boolean"} if check is strict_boolean else {}}
+        values: dict[str, Any] = {"type": "boolean"} if check is strict_boolean else {}
+        metadata: dict[str, Any] = {"type": "object", "additionalProperties": values}
         if sizes is not None:
             metadata.update(minProperties=sizes[0], maxProperties=sizes[1])
         kwargs["metadata"] = {**metadata, **kwargs.get("metadata", {})}
