@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from privacy.ledger import timestamp
 from privacy.policy import Policy, PurposeDef
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
+T = TypeVar("T")
 
 
 def _termination(purpose: PurposeDef) -> str:
@@ -29,6 +31,54 @@ def _termination(purpose: PurposeDef) -> str:
     return text
 
 
+def _controller_entry(policy: Policy, _: None) -> dict[str, Any]:
+    controller = policy.controller
+    entry: dict[str, Any] = {
+        "piiController": controller["name"], "contact": controller["contact"], "address": controller["address"],
+        "email": controller["email"], "phone": controller["phone"],
+    }
+    if controller.get("url"):
+        entry["piiControllerUrl"] = controller["url"]
+    return entry
+
+
+def _kantara_purpose(policy: Policy, p: PurposeDef) -> dict[str, Any]:
+    others = [r for r in p.recipients if r != policy.controller["name"]]
+    item: dict[str, Any] = {
+        "purpose": p.name.get("en") or next(iter(p.name.values())),
+        "purposeCategory": [p.category or p.legal_basis],
+        "consentType": "EXPLICIT",
+        "piiCategory": sorted({policy.fields[f].category for f in p.fields if f in policy.fields}),
+        "primaryPurpose": p.legal_basis == "contract",
+        "termination": _termination(p),
+        "thirdPartyDisclosure": bool(others),
+    }
+    if others:
+        item["thirdPartyName"] = ", ".join(others)
+    return item
+
+
+_descriptions: dict[tuple[int, int], tuple[Policy, Any, dict[str, Any]]] = {}
+
+
+def _described(policy: Policy, purpose: T, describe: Callable[[Policy, T], dict[str, Any]]) -> dict[str, Any]:
+    """``describe(policy, purpose)``, worked out once per policy and purpose definition.
+
+    Both are replaced, never changed, when an officer edits a purpose or the policy is
+    reloaded, so the objects themselves are the key (held in the entry, so that their ids
+    cannot be reused while it exists). Receipts are serialised, never modified in place.
+    """
+    key = (id(policy), id(purpose))
+    hit = _descriptions.get(key)
+    if hit is not None and hit[0] is policy and hit[1] is purpose:
+        return hit[2]
+    if len(_descriptions) >= 512:
+        _descriptions.clear()
+    described = describe(policy, purpose)
+    _descriptions[key] = (policy, purpose, described)
+    return described
+
+
 def build_receipt(
     policy: Policy,
     subject_id: str,
@@ -39,28 +89,6 @@ def build_receipt(
 ) -> dict[str, Any]:
     """The unsigned receipt for one recording (``consents``: code, status, notice, hash)."""
     controller = policy.controller
-    entry: dict[str, Any] = {
-        "piiController": controller["name"], "contact": controller["contact"], "address": controller["address"],
-        "email": controller["email"], "phone": controller["phone"],
-    }
-    if controller.get("url"):
-        entry["piiControllerUrl"] = controller["url"]
-    kantara_purposes = []
-    for c in consents:
-        p = purposes[c["purpose"]]
-        others = [r for r in p.recipients if r != controller["name"]]
-        item: dict[str, Any] = {
-            "purpose": p.name.get("en") or next(iter(p.name.values())),
-            "purposeCategory": [p.category or p.legal_basis],
-            "consentType": "EXPLICIT",
-            "piiCategory": sorted({policy.fields[f].category for f in p.fields if f in policy.fields}),
-            "primaryPurpose": p.legal_basis == "contract",
-            "termination": _termination(p),
-            "thirdPartyDisclosure": bool(others),
-        }
-        if others:
-            item["thirdPartyName"] = ", ".join(others)
-        kantara_purposes.append(item)
     return {
         "version": KANTARA_VERSION,
         "jurisdiction": controller.get("jurisdiction") or "SE",
@@ -69,9 +97,10 @@ def build_receipt(
         "consentReceiptID": str(uuid.uuid4()),
         "language": "en",
         "piiPrincipalId": subject_id,
-        "piiControllers": [entry],
+        "piiControllers": [_described(policy, None, _controller_entry)],
         "policyUrl": controller.get("privacy_policy_url") or "",
-        "services": [{"service": controller["name"], "purposes": kantara_purposes}],
+        "services": [{"service": controller["name"], "purposes": [
+            _described(policy, purposes[c["purpose"]], _kantara_purpose) for c in consents]}],
         "sensitive": False,
         "spiCat": [],
         "recorded_at": timestamp(now),
