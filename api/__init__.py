@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,35 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 log = logging.getLogger(__name__)
 
 
+class PrivacyFlask(Flask):
+    """Flask, remembering which of its hooks and views are coroutine functions.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
+    (ten times a sign-up); the answer for a registered function never changes. Functions
+    are remembered weakly, so a callable made for one request is not kept.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_forms: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
+            weakref.WeakKeyDictionary())
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync_forms[func]
+        except KeyError:
+            pass
+        except TypeError:  # not weakly referable (a bound method made on the spot, say)
+            return super().ensure_sync(func)
+        form = super().ensure_sync(func)
+        self._sync_forms[func] = form
+        return form
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: defaults, then environment, then ``test_config``."""
     settings = load_settings(os.environ, test_config)
-    app = Flask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    app = PrivacyFlask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         # A server connection can drop between requests; a SQLite file cannot, so only a
