@@ -540,6 +540,16 @@ def test_routes_without_limits_skip_the_limiter(app: Flask, client: FlaskClient,
     assert calls == ["checked"]  # once, for both its limits (per IP and per e-mail)
 
 
+def test_a_limited_route_tells_its_limit_in_headers_and_others_do_not(client: FlaskClient,
+                                                                      reader: dict[str, str]) -> None:
+    limited = client.post("/v1/requests", json={"type": "access", "email": ANNA})
+    assert limited.status_code == 202
+    assert int(limited.headers["X-RateLimit-Limit"]) > 0
+    assert int(limited.headers["X-RateLimit-Remaining"]) >= 0
+    free = client.post("/v1/consents/check", json={"purpose": "loyalty_club", "emails": [ANNA]}, headers=reader)
+    assert free.status_code == 200 and "X-RateLimit-Limit" not in free.headers
+
+
 def test_every_worker_shares_one_count_in_the_database(make_app: Any) -> None:
     first = make_app(REQUEST_LIMIT_EMAIL="2 per hour").test_client()
     second = make_app(REQUEST_LIMIT_EMAIL="2 per hour").test_client()  # another gunicorn worker, same database
