@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +22,7 @@ from sqlalchemy import bindparam, insert, literal, null, select, union_all, upda
 from privacy.context import PrivacyContext, as_json_time
 from privacy.db import Prepared, RawTransaction, prepare
 from privacy.errors import Conflict
+from privacy.ids import new_id
 from privacy.ledger import append_consent_events_raw
 from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField, Suppression
@@ -152,7 +152,7 @@ class Planner:
         existing_fields: set[str] = set()
         subject_row = None
         if subject is None:
-            subject_id = str(uuid.uuid4())
+            subject_id = new_id()
             dek, wrapped = crypto.new_data_key(subject_id)
             subject_row = {"id": subject_id, "email_index": self.blind_index(values["email"]),
                            "wrapped_key": wrapped, "master_key_id": crypto.master_key_id, "restricted": False,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import uuid
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from privacy.context import PrivacyContext
 from privacy.crypto import Crypto, CryptoError
 from privacy.db import unit_of_work
+from privacy.ids import new_id
 from privacy.mailer import OutgoingMail
 from privacy.models import DataRequest, OutboxMail, Subject
 
@@ -44,7 +44,7 @@ def sealed_row(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail, no
     The owner is a subject, or with ``for_request`` a data-subject request (whose person
     may not be a known subject).
     """
-    mail_id = str(uuid.uuid4())
+    mail_id = new_id()
     content = json.dumps({"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html,
                           "headers": dict(mail.headers)})
     return {"id": mail_id, "subject_id": None if for_request else owner_id,

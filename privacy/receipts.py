@@ -7,10 +7,10 @@ with the key published at ``GET /v1/receipts/keys``.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from privacy.ids import new_id
 from privacy.ledger import timestamp
 from privacy.policy import Policy, PurposeDef
 
@@ -94,7 +94,7 @@ def build_receipt(
         "jurisdiction": controller.get("jurisdiction") or "SE",
         "consentTimestamp": int(now.timestamp()),
         "collectionMethod": " / ".join(str(source[k]) for k in ("form", "channel") if source.get(k)) or "api",
-        "consentReceiptID": str(uuid.uuid4()),
+        "consentReceiptID": new_id(),
         "language": "en",
         "piiPrincipalId": subject_id,
         "piiControllers": [_described(policy, None, _controller_entry)],
