@@ -16,7 +16,9 @@ What it leaves out: the kernel (socket and file writes), gunicorn's own parsing 
 writing (about 0.5 M instructions a request, the same on both sides), and the load
 generator. So the instruction ratio is lower than the throughput ratio; it is the figure
 to compare a change against, run before and after on the same commit's baseline.
-Needs valgrind (Debian: ``apt-get install valgrind``); takes two to three minutes.
+Counts repeat to within about 0.1 M instructions (a full garbage collection falling in
+one run and not the other is most of that). Needs valgrind (Debian: ``apt-get install
+valgrind``); takes two to three minutes.
 """
 
 from __future__ import annotations
