@@ -7,6 +7,7 @@ import contextvars
 import fcntl
 import functools
 import logging
+import operator
 import os
 import sqlite3
 import threading
@@ -257,7 +258,12 @@ class RawStatement:
         self.sql = str(compiled)
         self.positional = bool(compiled.positional)
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        self._order = [(name, _bind_processor(compiled.binds[name].type, dialect)) for name in names]
+        self._names = names
+        # One C-level lookup of every value, then only the values whose type converts them.
+        self._values = (operator.itemgetter(*names) if len(names) > 1
+                        else (lambda row, name=names[0]: (row[name],)) if names else (lambda row: ()))
+        self._converters = [(i, convert) for i, name in enumerate(names)
+                            if (convert := _bind_processor(compiled.binds[name].type, dialect)) is not None]
         # Literals in the statement (``literal(True)``) are binds with their own value.
         self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items()
                        if not bind.required and name in names}
@@ -271,11 +277,13 @@ class RawStatement:
         return self._row(*(convert(v) if convert else v for convert, v in zip(self._results, values, strict=True)))
 
     def params(self, row: Any) -> Any:
+        """``row``'s values in the statement's order (a list), or by name, converted."""
         if self._fixed:
             row = {**self._fixed, **row}
-        if self.positional:
-            return tuple(convert(row[name]) if convert else row[name] for name, convert in self._order)
-        return {name: convert(row[name]) if convert else row[name] for name, convert in self._order}
+        values = list(self._values(row))
+        for i, convert in self._converters:
+            values[i] = convert(values[i])
+        return values if self.positional else dict(zip(self._names, values, strict=True))
 
 
 class RawTransaction:
