@@ -22,6 +22,14 @@ from sqlalchemy.types import TypeDecorator
 
 from privacy.db import db
 
+COMPACT: dict[str, Any] = {"sqlite_with_rowid": False}
+"""Tables whose rows live in their primary key's B-tree on SQLite (``WITHOUT ROWID``):
+small rows looked up by that key, written on every sign-up. A rowid table keeps a second
+B-tree for the key, one more page each sign-up commits. Other databases ignore it."""
+LEDGER_SEQ = BigInteger().with_variant(Integer(), "sqlite")
+"""On SQLite an ``INTEGER PRIMARY KEY`` is the rowid itself; ``BIGINT`` would get an index
+of its own (the same 64-bit range either way)."""
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
@@ -66,6 +74,7 @@ class SubjectField(db.Model):  # type: ignore[name-defined]
     """One personal field of a subject, AES-GCM ciphertext under the subject's data key."""
 
     __tablename__ = "subject_fields"
+    __table_args__ = (COMPACT,)
     subject_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
     )
@@ -133,7 +142,7 @@ class ConsentEvent(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "consent_events"
     __table_args__ = (Index("ix_consent_events_subject", "subject_id", "seq"),)
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(LEDGER_SEQ, primary_key=True, autoincrement=False)
     subject_id: Mapped[str] = mapped_column(String(36))
     purpose: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(16))
@@ -150,7 +159,7 @@ class ConsentState(db.Model):  # type: ignore[name-defined]
     """Current state per subject and purpose, written in the same transaction as the event."""
 
     __tablename__ = "consent_states"
-    __table_args__ = (Index("ix_consent_states_purpose_status", "purpose", "status"),)
+    __table_args__ = (Index("ix_consent_states_purpose_status", "purpose", "status"), COMPACT)
     subject_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
     )
@@ -205,6 +214,7 @@ class Confirmation(db.Model):  # type: ignore[name-defined]
     """A double opt-in link: only the hash of its token is kept."""
 
     __tablename__ = "confirmations"
+    __table_args__ = (COMPACT,)
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     # Unindexed on purpose: the table stays small (used and expired links are purged), so
     # the rare cascade from an erased subject scans it; a sign-up writes one B-tree less.
