@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -392,8 +392,11 @@ class ConsentService:
             cutoff = now - dt.timedelta(days=purpose.consent_valid_days)
             while True:
                 with unit_of_work() as session:
+                    # 'granted' written into the SQL, not bound: a plan PostgreSQL keeps
+                    # for any value could not use the index of granted states (partial).
                     states = list(session.scalars(select(ConsentState).where(
-                        ConsentState.purpose == purpose.code, ConsentState.status == "granted",
+                        ConsentState.purpose == purpose.code,
+                        ConsentState.status == literal("granted", literal_execute=True),
                         ConsentState.granted_at < cutoff).limit(batch_size)))
                     self._move(session, states, "expired", "expired",
                                {"channel": "scheduler", "form": "consent-expiry"}, now)

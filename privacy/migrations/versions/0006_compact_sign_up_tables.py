@@ -1,10 +1,14 @@
 """Compact sign-up tables on SQLite: WITHOUT ROWID for fields, states and confirmations;
-the ledger's sequence number as the rowid
+the ledger's sequence number as the rowid; granted consents indexed alone
 
 A rowid table with a text primary key is two B-trees (the rows, and an index for the key),
 so a sign-up committed a page of each. Rebuilt WITHOUT ROWID, the rows live in the key's
 B-tree; and an INTEGER PRIMARY KEY (rather than BIGINT) is the rowid itself, so the
 ledger loses its separate key index. PostgreSQL has neither notion: nothing changes there.
+
+On both databases the index of consent states by (purpose, status) becomes one of granted
+states only, by (purpose, granted_at): the nightly expiry is its only reader, and a
+sign-up then adds one entry per granted purpose instead of one per purpose.
 
 The tables are rebuilt by copying (SQLite cannot alter them in place). None of them is
 referenced by another table, so dropping the old copy cascades nowhere; the ledger's
@@ -50,9 +54,17 @@ def _rebuild(with_rowid: bool, seq_type: sa.types.TypeEngine) -> None:
         op.execute(create)
 
 
+GRANTED = sa.text("status = 'granted'")
+
+
 def upgrade():
     _rebuild(with_rowid=False, seq_type=sa.Integer())
+    op.drop_index('ix_consent_states_purpose_status', table_name='consent_states')
+    op.create_index('ix_consent_states_granted', 'consent_states', ['purpose', 'granted_at'], unique=False,
+                    sqlite_where=GRANTED, postgresql_where=GRANTED)
 
 
 def downgrade():
+    op.drop_index('ix_consent_states_granted', table_name='consent_states')
+    op.create_index('ix_consent_states_purpose_status', 'consent_states', ['purpose', 'status'], unique=False)
     _rebuild(with_rowid=True, seq_type=sa.BigInteger())
