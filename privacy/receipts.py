@@ -58,7 +58,7 @@ def _kantara_purpose(policy: Policy, p: PurposeDef) -> dict[str, Any]:
     return item
 
 
-_descriptions: dict[tuple[int, int], tuple[Policy, Any, dict[str, Any]]] = {}
+_descriptions: dict[tuple[int, int, Any], tuple[Policy, Any, dict[str, Any]]] = {}
 
 
 def _described(policy: Policy, purpose: T, describe: Callable[[Policy, T], dict[str, Any]]) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def _described(policy: Policy, purpose: T, describe: Callable[[Policy, T], dict[
     reloaded, so the objects themselves are the key (held in the entry, so that their ids
     cannot be reused while it exists). Receipts are serialised, never modified in place.
     """
-    key = (id(policy), id(purpose))
+    key = (id(policy), id(purpose), describe)
     hit = _descriptions.get(key)
     if hit is not None and hit[0] is policy and hit[1] is purpose:
         return hit[2]
