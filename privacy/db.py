@@ -41,7 +41,7 @@ SQLITE_PRAGMAS = (
 
 AUTOCHECKPOINT_PAGES = 20_000
 CHECKPOINT_EVERY = 50
-"""Writes per process between passive checkpoints (a sign-up adds about 19 pages to the
+"""Writes per process between passive checkpoints (a sign-up adds about 24 pages to the
 WAL). Run inside the request every 1000 writes, a checkpoint stalled its worker long
 enough to lift the sign-up p99 from 46-89 ms to 130-200 ms, for the same throughput under
 gunicorn; run by the checkpoint thread every 50, it costs the requests nothing to wait."""

@@ -33,9 +33,12 @@ _SCALARS = (str, int, type(None))  # bool is an int
 
 
 def _scalars_only(data: dict[str, Any]) -> bool:
-    """Whether every value is a string, integer, boolean or null, or an object of those
-    (a consent event always is; a float or a list sends ``canonical`` the slow way)."""
-    for value in data.values():
+    """Whether every key is a string and every value a string, integer, boolean or null, or
+    an object of those (a consent event always is; a float or a list sends ``canonical``
+    the slow way)."""
+    for key, value in data.items():
+        if type(key) is not str:
+            return False
         if isinstance(value, dict):
             if not all(type(k) is str and isinstance(v, _SCALARS) for k, v in value.items()):
                 return False
@@ -52,7 +55,7 @@ def canonical(data: dict[str, Any]) -> bytes:
     written differently (``1e+16`` against ``1e16``), so anything beyond those types, and
     anything orjson refuses (integers above 64 bits, lone surrogates), goes to ``json``.
     """
-    if type(data) is dict and _scalars_only(data) and all(type(k) is str for k in data):
+    if type(data) is dict and _scalars_only(data):
         try:
             return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:

@@ -41,7 +41,7 @@ def strict_boolean(value: Any) -> bool:
 
 
 class StrictBoolean(fields.Field):
-    """JSON ``true`` or ``false`` only: ``"yes"`` or ``1`` is not a consent."""
+    """:func:`strict_boolean` as a marshmallow field."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bool:
         return strict_boolean(value)
