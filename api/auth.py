@@ -31,7 +31,7 @@ def requires(scope: str | None) -> Callable[[F], F]:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
                                    {"Authorization": ["missing or not a Bearer token"]})
-            principal = authenticate(db.session(), token.strip())
+            principal = authenticate(db.session, token.strip())
             if principal is None:
                 raise Unauthorized("unknown or revoked API key", {"Authorization": ["unknown or revoked key"]})
             if scope is not None and not principal.may(scope):

@@ -11,7 +11,8 @@ from privacy.requests import RequestService
 
 
 def consent_service() -> ConsentService:
-    return ConsentService(db.session(), current())
+    # The scoped session itself, not a session: a sign-up never needs one (see bind_of).
+    return ConsentService(db.session, current())
 
 
 def now() -> dt.datetime:

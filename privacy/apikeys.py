@@ -6,11 +6,13 @@ import hashlib
 import secrets
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
+from privacy.db import AnySession, bind_of
 from privacy.errors import InvalidInput, NotFound
 from privacy.ledger import append_audit
 from privacy.models import ApiKey
@@ -83,28 +85,31 @@ def revoke_key(session: Session, ident: str, actor: str, now: dt.datetime) -> Ap
 # every request of marketing automation's hot path.
 KEY_CACHE_TTL_S = 5.0
 _KEY_CACHE_MAX = 4096
-_key_cache: dict[tuple[str, str], tuple[Principal | None, float]] = {}
+_key_cache: weakref.WeakKeyDictionary[Engine, dict[str, tuple[Principal | None, float]]] = weakref.WeakKeyDictionary()
 
 
 def forget_keys() -> None:
     _key_cache.clear()
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal of a bearer token, or None when unknown or revoked."""
+def authenticate(session: AnySession, token: str) -> Principal | None:
+    """The principal of a bearer token, or None when unknown or revoked (a cache hit opens no
+    session of a scoped ``session``)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = token_hash(token)
-    cache_key = (str(session.get_bind().engine.url), digest)
+    cache = _key_cache.get(engine := bind_of(session))
+    if cache is None:
+        cache = _key_cache[engine] = {}
     clock = time.monotonic()
-    hit = _key_cache.get(cache_key)
+    hit = cache.get(digest)
     if hit is not None and clock - hit[1] < KEY_CACHE_TTL_S:
         return hit[0]
     row = session.execute(KEY_QUERY, {"digest": digest}).first()
     principal = None
     if row is not None and row.revoked_at is None:
         principal = Principal(row.id, row.name, frozenset(row.scopes.split(",")))
-    if len(_key_cache) >= _KEY_CACHE_MAX:
-        _key_cache.clear()
-    _key_cache[cache_key] = (principal, clock)
+    if len(cache) >= _KEY_CACHE_MAX:
+        cache.clear()
+    cache[digest] = (principal, clock)
     return principal

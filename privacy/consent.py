@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
-from privacy.db import RawTransaction, db, raw_read, raw_write, unit_of_work
+from privacy.db import AnySession, RawTransaction, db, in_transaction, raw_read, raw_write, unit_of_work
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
@@ -105,7 +105,7 @@ def _age_on(birth: dt.date, today: dt.date) -> int:
 
 
 class ConsentService:
-    def __init__(self, session: Session, ctx: PrivacyContext) -> None:
+    def __init__(self, session: AnySession, ctx: PrivacyContext) -> None:
         self.session = session
         self.ctx = ctx
 
@@ -128,7 +128,7 @@ class ConsentService:
         dialect = db.engine.dialect
         integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
         for attempt in range(WRITE_ATTEMPTS):
-            if self.session.in_transaction():
+            if in_transaction(self.session):
                 self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
             with raw_read() as reader:
                 subject = planner.find_subject(reader, values, cmd.subject_id)

@@ -13,15 +13,16 @@ import json
 import logging
 import re
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.db import unit_of_work
+from privacy.db import AnySession, bind_of, unit_of_work
 from privacy.errors import InvalidInput
 from privacy.ledger import append_audit
 from privacy.models import NoticeVersion, Purpose
@@ -51,16 +52,15 @@ CATALOGUE_MAX_AGE_S = 2.0
 
 @dataclass
 class _CacheEntry:
-    url: str
     stamp: tuple[tuple[str, dt.datetime], ...]
     catalogue: Catalogue
     checked: float
 
 
-_cache: dict[str, _CacheEntry] = {}
+_cache: weakref.WeakKeyDictionary[Engine, _CacheEntry] = weakref.WeakKeyDictionary()  # per database
 
 
-def load_catalogue(session: Session, fresh: bool = False) -> Catalogue:
+def load_catalogue(session: AnySession, fresh: bool = False) -> Catalogue:
     """The purposes in force, parsed once per change and shared by the requests of a process.
 
     Within ``CATALOGUE_MAX_AGE_S`` of the last look the cached copy is used as it is;
@@ -69,15 +69,15 @@ def load_catalogue(session: Session, fresh: bool = False) -> Catalogue:
     max age, and ``fresh=True`` (used before refusing an unknown purpose or notice
     version) always looks.
     """
-    url = str(session.get_bind().engine.url)
-    entry = _cache.get(url)
+    engine = bind_of(session)
+    entry = _cache.get(engine)
     clock = time.monotonic()
     if entry is not None and not fresh and clock - entry.checked < CATALOGUE_MAX_AGE_S:
         return entry.catalogue
     stamp = tuple((code, at) for code, at in session.execute(STAMP_QUERY))
     if entry is None or entry.stamp != stamp:
-        entry = _CacheEntry(url, stamp, _read_catalogue(session), clock)
-        _cache[url] = entry
+        entry = _CacheEntry(stamp, _read_catalogue(session), clock)
+        _cache[engine] = entry
     entry.checked = clock
     return entry.catalogue
 
@@ -86,7 +86,7 @@ def forget_catalogue() -> None:
     _cache.clear()
 
 
-def _read_catalogue(session: Session) -> Catalogue:
+def _read_catalogue(session: AnySession) -> Catalogue:
     purposes = {row.code: PurposeDef.from_data(json.loads(row.definition)) for row in session.scalars(select(Purpose))}
     notices: dict[str, dict[str, str]] = {}
     for code, version, digest in session.execute(
