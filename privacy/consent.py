@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
-from privacy.db import AnySession, RawTransaction, db, in_transaction, raw_read, raw_write, unit_of_work
+from privacy.db import (
+    AnySession,
+    RawTransaction,
+    db,
+    in_transaction,
+    raw_connection,
+    raw_read,
+    raw_write,
+    unit_of_work,
+)
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, append_consent_events, timestamp
@@ -127,34 +136,35 @@ class ConsentService:
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
         dialect = db.engine.dialect
         integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
-        for attempt in range(WRITE_ATTEMPTS):
-            if in_transaction(self.session):
-                self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
-            with raw_read() as reader:
-                subject = planner.find_subject(reader, values, cmd.subject_id)
-                self._check_subject(subject, cmd, values)
-                self._check_age(values, wishes, catalogue, now)
-                plan = planner.plan(reader, subject, cmd.source, values, wishes, notices, catalogue, now)
-            rows = prepare_rows(plan, now, dialect)
-            try:
-                with raw_write() as tx:
-                    if idempotency:
-                        replay = self._replay(tx, idempotency, fingerprint)
-                        if replay is not None:
-                            return replay
-                    if not still_current(tx, plan):
-                        raise _Stale
-                    write(tx, plan, rows)
-                    if idempotency:
-                        tx.execute(INSERT_IDEMPOTENCY, {
-                            "api_key_id": idempotency[0], "key": idempotency[1], "request_hash": fingerprint,
-                            "status_code": 201, "response": json.dumps(plan.body), "created_at": now})
-                break
-            except (*integrity_errors, _Stale):
-                # Another request changed this subject (or used the same Idempotency-Key)
-                # between planning and writing: plan again from what it left.
-                if attempt == WRITE_ATTEMPTS - 1:
-                    raise Conflict("the subject changed concurrently; send the request again") from None
+        with raw_connection() as conn:  # one pool checkout for the read and the write
+            for attempt in range(WRITE_ATTEMPTS):
+                if in_transaction(self.session):
+                    self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
+                with raw_read(conn=conn) as reader:
+                    subject = planner.find_subject(reader, values, cmd.subject_id)
+                    self._check_subject(subject, cmd, values)
+                    self._check_age(values, wishes, catalogue, now)
+                    plan = planner.plan(reader, subject, cmd.source, values, wishes, notices, catalogue, now)
+                rows = prepare_rows(plan, now, dialect)
+                try:
+                    with raw_write(conn=conn) as tx:
+                        if idempotency:
+                            replay = self._replay(tx, idempotency, fingerprint)
+                            if replay is not None:
+                                return replay
+                        if not still_current(tx, plan):
+                            raise _Stale
+                        write(tx, plan, rows)
+                        if idempotency:
+                            tx.execute(INSERT_IDEMPOTENCY, {
+                                "api_key_id": idempotency[0], "key": idempotency[1], "request_hash": fingerprint,
+                                "status_code": 201, "response": json.dumps(plan.body), "created_at": now})
+                    break
+                except (*integrity_errors, _Stale):
+                    # Another request changed this subject (or used the same Idempotency-Key)
+                    # between planning and writing: plan again from what it left.
+                    if attempt == WRITE_ATTEMPTS - 1:
+                        raise Conflict("the subject changed concurrently; send the request again") from None
         log.info("consent recorded subject=%s purposes=%s", plan.subject_id, ",".join(sorted(plan.body["consents"])))
         return 201, plan.body
 

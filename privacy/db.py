@@ -369,43 +369,61 @@ def prepare(stmt: Any, rows: list[Any], dialect: Any) -> Prepared:
 
 
 @contextlib.contextmanager
-def raw_write(engine: Engine | None = None) -> Iterator[RawTransaction]:
-    """A short write transaction on a pooled DBAPI connection: SQLite's writer lock and
-    ``BEGIN IMMEDIATE`` first, commit on success, roll back on error."""
-    engine = engine or db.engine
-    lock = writer_lock(engine)
-    sqlite = engine.dialect.name == "sqlite"
-    conn = engine.raw_connection()
+def raw_connection(engine: Engine | None = None) -> Iterator[Any]:
+    """One pooled DBAPI connection for several :func:`raw_read` and :func:`raw_write`
+    transactions in a row (a recording reads, then writes): one pool checkout and
+    check-in instead of one per transaction."""
+    conn = (engine or db.engine).raw_connection()
     try:
-        with lock.held() if lock else contextlib.nullcontext():
-            cursor = conn.cursor()
-            if sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield RawTransaction(cursor, engine.dialect)
-            except BaseException:
-                conn.rollback()
-                raise
-            if sqlite:
-                cursor.execute("COMMIT")
-            else:
-                conn.commit()
-        if lock:
-            checkpoints.after_write(lock.database)
+        yield conn
     finally:
         conn.close()
 
 
 @contextlib.contextmanager
-def raw_read(engine: Engine | None = None) -> Iterator[RawTransaction]:
-    """A read transaction (one snapshot) on a pooled DBAPI connection, rolled back at the end."""
+def _connection(engine: Engine, conn: Any | None) -> Iterator[Any]:
+    if conn is not None:
+        yield conn
+    else:
+        with raw_connection(engine) as own:
+            yield own
+
+
+@contextlib.contextmanager
+def raw_write(engine: Engine | None = None, conn: Any | None = None) -> Iterator[RawTransaction]:
+    """A short write transaction on a pooled DBAPI connection (or on ``conn``, from
+    :func:`raw_connection`): SQLite's writer lock and ``BEGIN IMMEDIATE`` first, commit on
+    success, roll back on error."""
     engine = engine or db.engine
-    conn = engine.raw_connection()
-    try:
+    lock = writer_lock(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    with _connection(engine, conn) as conn, lock.held() if lock else contextlib.nullcontext():
         cursor = conn.cursor()
-        if engine.dialect.name == "sqlite":
-            cursor.execute("BEGIN")
-        yield RawTransaction(cursor, engine.dialect)
-    finally:
-        conn.rollback()
-        conn.close()
+        if sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield RawTransaction(cursor, engine.dialect)
+        except BaseException:
+            conn.rollback()
+            raise
+        if sqlite:
+            cursor.execute("COMMIT")
+        else:
+            conn.commit()
+    if lock:
+        checkpoints.after_write(lock.database)
+
+
+@contextlib.contextmanager
+def raw_read(engine: Engine | None = None, conn: Any | None = None) -> Iterator[RawTransaction]:
+    """A read transaction (one snapshot) on a pooled DBAPI connection (or on ``conn``),
+    rolled back at the end."""
+    engine = engine or db.engine
+    with _connection(engine, conn) as conn:
+        cursor = conn.cursor()
+        try:
+            if engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN")
+            yield RawTransaction(cursor, engine.dialect)
+        finally:
+            conn.rollback()
