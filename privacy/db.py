@@ -39,7 +39,7 @@ AnySession = Session | scoped_session[Any]
 def bind_of(session: AnySession) -> Engine:
     """The engine ``session`` works on. Given Flask-SQLAlchemy's scoped session, this opens
     no session: a request that only reads process caches (a sign-up's API key and purpose
-    catalogue) then creates and tears down no ORM session at all (about 30 µs)."""
+    catalogue) then creates and tears down no ORM session at all."""
     if isinstance(session, scoped_session):
         if not session.registry.has():
             return db.engine  # what its Session.get_bind() answers without a mapper
@@ -53,6 +53,7 @@ def in_transaction(session: AnySession) -> bool:
     if isinstance(session, scoped_session):
         return session.registry.has() and session().in_transaction()
     return session.in_transaction()
+
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
