@@ -1,7 +1,8 @@
 """The write path of a consent recording, split so the write lock is held briefly.
 
-``plan`` reads the subject's current state and does all the work that needs no lock:
-transitions, minimisation, field encryption, the signed receipt, the double opt-in link.
+``current`` reads the subject's current state in a short read transaction; ``plan`` then
+does, with no transaction open, all the work that needs no lock: transitions,
+minimisation, field encryption, the signed receipt, the double opt-in link.
 ``write`` then runs inside the write transaction: it checks that the subject's state is
 still the one planned from (optimistic concurrency; a changed state means plan again),
 appends the ledger events (the only step that needs the chain head) and stores the rows
@@ -144,12 +145,21 @@ class Planner:
                            {"subject.email": ["belongs to an erased subject"]}, code="subject_erased")
         return subject
 
-    def plan(self, conn: RawTransaction, subject: Any, source: dict[str, Any], values: dict[str, str],
-             wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue,
-             now: dt.datetime) -> Plan:
+    def current(self, conn: RawTransaction, subject: Any) -> tuple[dict[str, State], set[str]]:
+        """A known subject's consent states and the names of its stored fields (none for a new one)."""
+        if subject is None:
+            return {}, set()
+        states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
+                  for r in conn.all(STATES_OF, {"sid": subject.id})}
+        return states, {r.name for r in conn.all(FIELD_NAMES_OF, {"sid": subject.id})}
+
+    def plan(self, subject: Any, known: tuple[dict[str, State], set[str]], source: dict[str, Any],
+             values: dict[str, str], wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]],
+             catalogue: Catalogue, now: dt.datetime) -> Plan:
+        """Everything the recording will write, from what :meth:`current` read (``known``):
+        no database access, so it runs after the read transaction has ended."""
         crypto = self.ctx.crypto
-        states: dict[str, State] = {}
-        existing_fields: set[str] = set()
+        states, existing_fields = dict(known[0]), known[1]
         subject_row = None
         if subject is None:
             subject_id = new_id()
@@ -160,9 +170,6 @@ class Planner:
         else:
             subject_id = subject.id
             dek = crypto.data_key(subject)
-            states = {r.purpose: State(r.status, r.notice_version, r.recorded_at, r.granted_at, r.event_seq)
-                      for r in conn.all(STATES_OF, {"sid": subject_id})}
-            existing_fields = {r.name for r in conn.all(FIELD_NAMES_OF, {"sid": subject_id})}
         snapshot = frozenset((p, s.event_seq) for p, s in states.items())
         existing_states = set(states)
         source_json = json.dumps(source, sort_keys=True)
