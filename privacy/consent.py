@@ -134,13 +134,14 @@ class ConsentService:
             catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
         planner = Planner(self.ctx)
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
-        dialect = db.engine.dialect
+        engine = db.engine  # looked up once: Flask-SQLAlchemy finds it through the app context
+        dialect = engine.dialect
         integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
-        with raw_connection() as conn:  # one pool checkout for the read and the write
+        with raw_connection(engine) as conn:  # one pool checkout for the read and the write
             for attempt in range(WRITE_ATTEMPTS):
                 if in_transaction(self.session):
                     self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
-                with raw_read(conn=conn) as reader:
+                with raw_read(engine, conn) as reader:
                     subject = planner.find_subject(reader, values, cmd.subject_id)
                     self._check_subject(subject, cmd, values)
                     known = planner.current(reader, subject)
@@ -151,7 +152,7 @@ class ConsentService:
                 plan = planner.plan(subject, known, cmd.source, values, wishes, notices, catalogue, now)
                 rows = prepare_rows(plan, now, dialect)
                 try:
-                    with raw_write(conn=conn) as tx:
+                    with raw_write(engine, conn) as tx:
                         if idempotency:
                             replay = self._replay(tx, idempotency, fingerprint)
                             if replay is not None:

@@ -6,7 +6,7 @@ import datetime as dt
 from flask import Flask
 from sqlalchemy import insert, select, text
 
-from privacy.db import db, raw_read, raw_write
+from privacy.db import db, raw_connection, raw_read, raw_write
 from privacy.models import Receipt, Subject
 
 RECEIPTS = Receipt.__table__
@@ -45,3 +45,20 @@ def test_a_failed_raw_write_leaves_nothing_behind(app: Flask) -> None:
         except RuntimeError:
             pass
         assert db.session.get(Receipt, "r2") is None
+
+
+def test_a_failed_write_on_a_shared_connection_leaves_it_ready_for_the_retry(app: Flask) -> None:
+    with app.app_context():
+        with raw_connection() as conn:
+            try:
+                with raw_write(conn=conn) as tx:
+                    tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "x", "created_at": AT})
+                    tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "x", "created_at": AT})
+            except Exception as exc:  # the duplicate key, as the DBAPI reports it
+                assert "unique" in str(exc).lower() or "duplicate" in str(exc).lower()
+            with raw_read(conn=conn) as reader:
+                assert reader.first(select(RECEIPTS.c.id).where(RECEIPTS.c.id == "r3")) is None
+            with raw_write(conn=conn) as tx:
+                tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "y", "created_at": AT})
+        assert db.engine.pool.checkedout() == 0  # given back once, at the end
+        assert db.session.get(Receipt, "r3").jws == "y"
