@@ -16,16 +16,15 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import bindparam, insert, literal, null, select, union_all, update
 
+from privacy.consent_mail import double_opt_in_note
 from privacy.context import PrivacyContext, as_json_time
 from privacy.db import Prepared, RawTransaction, prepare
 from privacy.errors import Conflict
 from privacy.ids import new_id
 from privacy.ledger import append_consent_events_raw
-from privacy.mailer import OutgoingMail
 from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField, Suppression
 from privacy.outbox import INSERT_MAIL, sealed_row
 from privacy.policy import PurposeDef
@@ -214,33 +213,17 @@ class Planner:
                     fields_insert, fields_update, receipt_row, None, body)
         pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
         if pending and "email" in values:
-            self._add_confirmation(plan, dek, values["email"], pending, catalogue, now)
+            self._add_confirmation(plan, dek, values["email"], pending, now)
         return plan
 
-    def withdraw_url(self, subject_id: str, purpose: str) -> str:
-        token = self.ctx.crypto.link_token("withdraw", subject_id, purpose)
-        query = urlencode({"subject": subject_id, "purpose": purpose, "token": token})
-        return f"{self.ctx.public_url}/v1/consents/withdraw?{query}"
-
-    def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], catalogue: Catalogue,
-                          now: dt.datetime) -> None:
+    def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], now: dt.datetime) -> None:
         token = secrets.token_urlsafe(32)
         days = self.ctx.double_opt_in_days
         plan.confirmation_row = {"token_hash": hashlib.sha256(token.encode()).hexdigest(),
                                  "subject_id": plan.subject_id, "purposes": json.dumps(purposes), "created_at": now,
                                  "expires_at": now + dt.timedelta(days=days), "used_at": None}
-        confirm = f"{self.ctx.public_url}/v1/consents/confirm/{token}"
-        names = [catalogue.purposes[p].name.get("en", p) for p in purposes]
-        withdraw = [self.withdraw_url(plan.subject_id, p) for p in purposes]
-        lines = ["Please confirm that you want to receive:", *[f"  - {n}" for n in names], "",
-                 f"Confirm here: {confirm}", "",
-                 f"The link is valid for {days} days. If you did not ask for this, "
-                 "ignore this e-mail and nothing will be sent to you.", "",
-                 "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
-        mail = OutgoingMail(to=email, subject="Please confirm your subscription", text="\n".join(lines),
-                            headers={"List-Unsubscribe": f"<{withdraw[0]}>",
-                                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
-        plan.outbox.append(sealed_row(self.ctx.crypto, dek, plan.subject_id, mail, now))
+        note = double_opt_in_note(plan.subject_id, email, token, purposes, days)  # written when sent
+        plan.outbox.append(sealed_row(self.ctx.crypto, dek, plan.subject_id, note, now))
 
 
 def still_current(tx: RawTransaction, plan: Plan) -> bool:

@@ -1,8 +1,9 @@
 """A durable outbox for mail to customers.
 
-A request only inserts a row (the mail sealed under the subject's data key) in the same
-transaction as the consent it belongs to, so a mail is sent if and only if its consent
-was recorded, and no request waits for SMTP or disk. The scheduler process delivers
+A request only inserts a row (the mail, or for a double opt-in the note it is written
+from, sealed under the subject's data key) in the same transaction as the consent it
+belongs to, so a mail is sent if and only if its consent was recorded, and no request
+waits for SMTP or disk. The scheduler process delivers
 (``deliver_pending``): it leases a batch, sends each mail, and deletes what was sent;
 a failed send is retried with exponential backoff.
 """
@@ -16,12 +17,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from privacy.consent_mail import DOUBLE_OPT_IN, double_opt_in_mail
 from privacy.context import PrivacyContext
 from privacy.crypto import Crypto, CryptoError
 from privacy.db import unit_of_work
 from privacy.ids import new_id
 from privacy.mailer import OutgoingMail
 from privacy.models import DataRequest, OutboxMail, Subject
+from privacy.purposes import load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +40,17 @@ def _context(mail_id: str) -> str:
     return f"outbox/{mail_id}"
 
 
-def sealed_row(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail, now: dt.datetime,
+def sealed_row(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail | dict[str, Any], now: dt.datetime,
                for_request: bool = False) -> dict[str, Any]:
     """The outbox row for ``mail``: its content sealed under its owner's data key.
 
-    The owner is a subject, or with ``for_request`` a data-subject request (whose person
-    may not be a known subject).
+    ``mail`` is a written mail, or a note a template writes it from when it is sent (see
+    :mod:`privacy.consent_mail`). The owner is a subject, or with ``for_request`` a
+    data-subject request (whose person may not be a known subject).
     """
     mail_id = new_id()
-    content = json.dumps({"to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html,
-                          "headers": dict(mail.headers)})
+    content = json.dumps(mail if isinstance(mail, dict) else {
+        "to": mail.to, "subject": mail.subject, "text": mail.text, "html": mail.html, "headers": dict(mail.headers)})
     return {"id": mail_id, "subject_id": None if for_request else owner_id,
             "request_id": owner_id if for_request else None, "created_at": now, "next_attempt_at": now,
             "attempts": 0, "last_error": None,
@@ -84,8 +88,7 @@ def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, lim
             _finish(mail_id)
             continue
         try:
-            ctx.mailer.send(OutgoingMail(to=content["to"], subject=content["subject"], text=content["text"],
-                                         html=content["html"], headers=content["headers"]))
+            ctx.mailer.send(_written(content, ctx, session))
         except Exception as exc:  # any delivery failure: back off and try again later
             _retry(mail_id, row.attempts + 1, type(exc).__name__, now)
             continue
@@ -93,6 +96,17 @@ def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, lim
         sent += 1
     session.rollback()
     return sent
+
+
+def _written(content: dict[str, Any], ctx: PrivacyContext, session: Session) -> OutgoingMail:
+    """The mail a sealed outbox entry holds, written from its note if it is one."""
+    template = content.get("template")
+    if template is None:
+        return OutgoingMail(to=content["to"], subject=content["subject"], text=content["text"],
+                            html=content["html"], headers=content["headers"])
+    if template == DOUBLE_OPT_IN:
+        return double_opt_in_mail(ctx, load_catalogue(session), content)
+    raise ValueError(f"unknown mail template {template!r}")
 
 
 def _finish(mail_id: str) -> None:
