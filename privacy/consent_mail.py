@@ -3,8 +3,8 @@
 A sign-up only queues what the mail needs (address, link token, purposes, validity) in
 the outbox, sealed under the subject's data key like any queued mail; the outbox
 deliverer writes the text, the confirm link and the one-click withdraw links (a MAC each)
-when it sends it. The sign-up request, which marketing automation and forms wait for,
-then does none of that work (about 40 µs of the sign-up's 1 ms in one process).
+when it sends it. The sign-up request, which forms wait for, then does none of that work
+(0.15 M of its 3.8 M instructions, ``python -m bench.instructions``).
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 ``current`` reads the subject's current state in a short read transaction; ``plan`` then
 does, with no transaction open, all the work that needs no lock: transitions,
-minimisation, field encryption, the signed receipt, the double opt-in link.
+minimisation, field encryption, the signed receipt, the double opt-in token and the
+sealed note its mail is written from.
 ``write`` then runs inside the write transaction: it checks that the subject's state is
 still the one planned from (optimistic concurrency; a changed state means plan again),
 appends the ledger events (the only step that needs the chain head) and stores the rows
