@@ -114,20 +114,29 @@ class Checkpoints:
             return self._changed.wait_for(lambda: not self._due and not self._running, timeout)
 
     def _run(self) -> None:
+        # The thread keeps its connection to the last database it checkpointed: opening one
+        # costs about 0.5 ms of CPU, the checkpoint of a small WAL itself about 6 µs.
+        kept: tuple[str, int, sqlite3.Connection] | None = None
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: bool(self._due))
                 database = self._due.pop()
                 self._running = True
             try:
-                # mode=rw: a database file that is gone is an error, not a new empty file.
-                conn = sqlite3.connect(f"file:{urllib.parse.quote(database)}?mode=rw", uri=True,
-                                       isolation_level=None)
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                finally:
-                    conn.close()
-            except sqlite3.Error as exc:  # the next quota tries again; the autocheckpoint is the safety net
+                inode = os.stat(database).st_ino  # a file that is gone is an error here
+                if kept is None or kept[:2] != (database, inode):
+                    if kept is not None:
+                        kept[2].close()
+                        kept = None
+                    # mode=rw: a database file that is gone is an error, not a new empty file.
+                    conn = sqlite3.connect(f"file:{urllib.parse.quote(database)}?mode=rw", uri=True,
+                                           isolation_level=None)
+                    kept = (database, inode, conn)
+                kept[2].execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error) as exc:  # the next quota tries again; the autocheckpoint is the safety net
+                if kept is not None:
+                    kept[2].close()
+                    kept = None
                 log.warning("WAL checkpoint failed: %s", exc)
             finally:
                 with self._changed:

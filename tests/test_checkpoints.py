@@ -78,3 +78,53 @@ def test_a_checkpoint_of_a_vanished_database_creates_no_file(tmp_path: Path,
     privacy_db.checkpoints.after_write(str(gone))
     assert privacy_db.checkpoints.wait()
     assert not gone.exists()
+
+
+def _counting_connects(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    opened: list[str] = []
+    connect = privacy_db.sqlite3.connect
+
+    def counted(database: str, *args: object, **kwargs: object) -> object:
+        if str(database).startswith("file:"):  # the checkpoint thread's, not this test's own
+            opened.append(database)
+        return connect(database, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(privacy_db.sqlite3, "connect", counted)
+    return opened
+
+
+def test_the_checkpoint_thread_keeps_its_connection_between_checkpoints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.setattr(privacy_db, "CHECKPOINT_EVERY", 1)
+    path = tmp_path / "kept.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    opened = _counting_connects(monkeypatch)
+    for _ in range(3):
+        privacy_db.checkpoints.after_write(str(path))
+        assert privacy_db.checkpoints.wait()
+    assert len(opened) == 1
+
+
+def test_a_database_replaced_at_the_same_path_gets_a_connection_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.setattr(privacy_db, "CHECKPOINT_EVERY", 1)
+    path = tmp_path / "replaced.db"
+    for round_ in range(2):
+        path.unlink(missing_ok=True)
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE t (x)")
+            conn.execute("INSERT INTO t VALUES (?)", (round_,))
+        other = tmp_path / f"other{round_}.db"  # keeps the first file's inode from being reused
+        other.write_bytes(b"")
+        if round_ == 0:
+            opened = _counting_connects(monkeypatch)
+        privacy_db.checkpoints.after_write(str(path))
+        assert privacy_db.checkpoints.wait()
+    assert len(opened) == 2
