@@ -72,11 +72,16 @@ def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(body)).hexdigest()
 
 
+# A recording's events share one source, and most sources are a handful of forms and
+# channels: parsed once. The parsed objects are only ever read (hashed), never changed.
+_parsed_source = functools.lru_cache(maxsize=256)(json.loads)
+
+
 def _event_body(e: Any) -> dict[str, Any]:
     return {
         "seq": e["seq"], "subject_id": e["subject_id"], "purpose": e["purpose"], "action": e["action"],
         "status": e["status"], "notice_version": e["notice_version"], "text_hash": e["text_hash"],
-        "source": json.loads(e["source"]), "recorded_at": timestamp(e["recorded_at"]),
+        "source": _parsed_source(e["source"]), "recorded_at": timestamp(e["recorded_at"]),
     }
 
 

@@ -31,3 +31,9 @@ def test_a_new_subject_and_its_receipt_get_time_ordered_ids(client: FlaskClient,
     body = client.post("/v1/consents", json=SIGNUP, headers=writer).json
     for value in (body["subject_id"], body["receipt"]["consentReceiptID"]):
         assert is_uuid(value) and uuid.UUID(value).version == 7
+
+
+def test_a_new_id_is_written_exactly_as_the_uuid_it_stands_for() -> None:
+    for _ in range(2_000):
+        text = new_id()
+        assert str(uuid.UUID(text)) == text and uuid.UUID(text).version == 7
