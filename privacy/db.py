@@ -124,24 +124,27 @@ class Checkpoints:
                 self._running = True
             try:
                 inode = os.stat(database).st_ino  # a file that is gone is an error here
-                if kept is None or kept[:2] != (database, inode):
-                    if kept is not None:
-                        kept[2].close()
-                        kept = None
+                if kept is not None and kept[:2] != (database, inode):
+                    kept = _close(kept)
+                if kept is None:
                     # mode=rw: a database file that is gone is an error, not a new empty file.
-                    conn = sqlite3.connect(f"file:{urllib.parse.quote(database)}?mode=rw", uri=True,
-                                           isolation_level=None)
-                    kept = (database, inode, conn)
+                    kept = (database, inode, sqlite3.connect(f"file:{urllib.parse.quote(database)}?mode=rw",
+                                                             uri=True, isolation_level=None))
                 kept[2].execute("PRAGMA wal_checkpoint(PASSIVE)")
             except (OSError, sqlite3.Error) as exc:  # the next quota tries again; the autocheckpoint is the safety net
-                if kept is not None:
-                    kept[2].close()
-                    kept = None
+                kept = _close(kept)
                 log.warning("WAL checkpoint failed: %s", exc)
             finally:
                 with self._changed:
                     self._running = False
                     self._changed.notify_all()
+
+
+def _close(kept: tuple[str, int, sqlite3.Connection] | None) -> tuple[str, int, sqlite3.Connection] | None:
+    """Close the checkpoint thread's kept connection, if any; what to keep instead (nothing)."""
+    if kept is not None:
+        kept[2].close()
+    return None
 
 
 checkpoints = Checkpoints()
