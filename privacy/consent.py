@@ -9,7 +9,6 @@ proof. Minimisation happens here: only the fields a purpose the subject now agre
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import uuid
@@ -20,6 +19,7 @@ from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from privacy import confirm_links
 from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto import Crypto
@@ -107,6 +107,10 @@ def is_uuid(value: str) -> bool:
         return str(uuid.UUID(value)) == value.lower()
     except (ValueError, AttributeError):
         return False
+
+
+def _link_used() -> Gone:
+    return Gone("this confirmation link was already used", {"token": ["already used"]}, code="token_used")
 
 
 def _age_on(birth: dt.date, today: dt.date) -> int:
@@ -268,23 +272,41 @@ class ConsentService:
                                      "go through a rectification request")
 
     def confirm(self, token: str, now: dt.datetime) -> dict[str, Any]:
-        """Follow a double opt-in link (POST only): pending purposes become granted."""
-        source = {"channel": "email", "form": "double-opt-in"}
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        """Follow a double opt-in link (POST only): pending purposes become granted.
+
+        The link says what it confirms under a MAC (:mod:`privacy.confirm_links`); using it
+        stores its hash, so that it confirms once. A link of the former kind (a random
+        token stored at sign-up) is looked up instead.
+        """
+        link = confirm_links.read(self.ctx.crypto, token)
+        if link is None and not confirm_links.is_legacy(token):
+            raise NotFound("unknown confirmation link", {"token": ["unknown"]})
+        digest = confirm_links.token_hash(token)
         with unit_of_work() as session:
             conf = session.get(Confirmation, digest)
+            if conf is None and link is not None:
+                subject = session.get(Subject, link.subject_id)
+                if subject is None or subject.wrapped_key is None:  # erased since
+                    raise NotFound("unknown confirmation link", {"token": ["unknown"]})
+                conf = Confirmation(token_hash=digest, subject_id=link.subject_id, purposes=json.dumps(link.purposes),
+                                    created_at=link.issued_at, expires_at=link.expires_at)
+                session.add(conf)
             if conf is None:
                 raise NotFound("unknown confirmation link", {"token": ["unknown"]})
             if conf.used_at is not None:
-                raise Gone("this confirmation link was already used", {"token": ["already used"]}, code="token_used")
+                raise _link_used()
             if conf.expires_at < now:
                 raise Gone("this confirmation link has expired", {"token": ["expired"]}, code="token_expired")
             conf.used_at = now
+            try:
+                session.flush()  # two clicks at once: the second one's row is refused here
+            except IntegrityError:
+                raise _link_used() from None
             purposes = json.loads(conf.purposes)
             states = {s.purpose: s for s in session.scalars(select(ConsentState).where(
                 ConsentState.subject_id == conf.subject_id, ConsentState.purpose.in_(purposes)))}
             pending = [states[p] for p in purposes if p in states and states[p].status == "pending"]
-            self._move(session, pending, "confirmed", "granted", source, now)
+            self._move(session, pending, "confirmed", "granted", {"channel": "email", "form": "double-opt-in"}, now)
             return {"subject_id": conf.subject_id, "confirmed": [s.purpose for s in pending]}
 
     def _move(self, session: Session, states: list[ConsentState], action: str, status: str,

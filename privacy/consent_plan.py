@@ -2,8 +2,8 @@
 
 ``current`` reads the subject's current state in a short read transaction; ``plan`` then
 does, with no transaction open, all the work that needs no lock: transitions,
-minimisation, field encryption, the signed receipt, the double opt-in token and the
-sealed note its mail is written from.
+minimisation, field encryption, the signed receipt, the double opt-in link (a MAC: nothing
+stored, :mod:`privacy.confirm_links`) and the sealed note its mail is written from.
 ``write`` then runs inside the write transaction: it checks that the subject's state is
 still the one planned from (optimistic concurrency; a changed state means plan again),
 appends the ledger events (the only step that needs the chain head) and stores the rows
@@ -12,21 +12,20 @@ with statements built once at import.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, insert, literal, null, select, union_all, update
 
+from privacy import confirm_links
 from privacy.consent_mail import double_opt_in_note
 from privacy.context import PrivacyContext, as_json_time
 from privacy.db import Prepared, RawTransaction, prepare
 from privacy.errors import Conflict
 from privacy.ids import new_id
 from privacy.ledger import append_consent_events_raw
-from privacy.models import Confirmation, ConsentState, Receipt, Subject, SubjectField, Suppression
+from privacy.models import ConsentState, Subject, SubjectField, Suppression
 from privacy.outbox import INSERT_MAIL, sealed_row
 from privacy.policy import PurposeDef
 from privacy.purposes import Catalogue
@@ -61,8 +60,6 @@ UPDATE_STATE = update(_CS).where(
 INSERT_FIELD = insert(_SF)
 UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
     ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
-INSERT_RECEIPT = insert(Receipt.__table__)
-INSERT_CONFIRMATION = insert(Confirmation.__table__)
 
 
 @dataclass
@@ -118,8 +115,6 @@ class Plan:
     existing_states: set[str]
     fields_insert: list[dict[str, Any]]
     fields_update: list[dict[str, Any]]
-    receipt_row: dict[str, Any]
-    confirmation_row: dict[str, Any] | None
     body: dict[str, Any]
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
@@ -205,24 +200,21 @@ class Planner:
                           "legal_basis": catalogue.purposes[code].legal_basis, "notice_version": notices[code][0],
                           "notice_text_hash": notices[code][1]} for code in wishes if code in consents]
         receipt = build_receipt(self.ctx.policy, subject_id, receipt_items, catalogue.purposes, source, now)
-        signature = crypto.sign_jws(receipt)
-        receipt_row = {"id": receipt["consentReceiptID"], "subject_id": subject_id, "jws": signature,
-                       "created_at": now}
-        body = {"subject_id": subject_id, "consents": consents, "receipt": {**receipt, "signature": signature},
+        # The signed receipt is the subject's copy and is not stored: it proves itself with
+        # the published key, and the ledger (which it is made from) is the controller's record.
+        body = {"subject_id": subject_id, "consents": consents,
+                "receipt": {**receipt, "signature": crypto.sign_jws(receipt)},
                 "dropped_fields": sorted(set(values) - needed)}
         plan = Plan(subject_id, subject is None, snapshot, subject_row, events, state_rows, existing_states,
-                    fields_insert, fields_update, receipt_row, None, body)
+                    fields_insert, fields_update, body)
         pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
         if pending and "email" in values:
             self._add_confirmation(plan, dek, values["email"], pending, now)
         return plan
 
     def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], now: dt.datetime) -> None:
-        token = secrets.token_urlsafe(32)
         days = self.ctx.double_opt_in_days
-        plan.confirmation_row = {"token_hash": hashlib.sha256(token.encode()).hexdigest(),
-                                 "subject_id": plan.subject_id, "purposes": json.dumps(purposes), "created_at": now,
-                                 "expires_at": now + dt.timedelta(days=days), "used_at": None}
+        token = confirm_links.issue(self.ctx.crypto, plan.subject_id, purposes, now, days)
         note = double_opt_in_note(plan.subject_id, email, token, purposes, days)  # written when sent
         plan.outbox.append(sealed_row(self.ctx.crypto, dek, plan.subject_id, note, now))
 
@@ -237,15 +229,11 @@ def still_current(tx: RawTransaction, plan: Plan) -> bool:
 def prepare_rows(plan: Plan, now: dt.datetime, dialect: Any) -> list[Prepared]:
     """The plan's rows that do not depend on the ledger's head, converted for the database
     before the write lock is taken (the subject first: the others refer to it)."""
-    out = [prepare(INSERT_SUBJECT, [plan.subject_row], dialect) if plan.subject_row is not None
-           else prepare(TOUCH_SUBJECT, [{"b_sid": plan.subject_id, "b_now": now}], dialect),
-           prepare(INSERT_FIELD, plan.fields_insert, dialect),
-           prepare(UPDATE_FIELD, plan.fields_update, dialect),
-           prepare(INSERT_RECEIPT, [plan.receipt_row], dialect),
-           prepare(INSERT_MAIL, plan.outbox, dialect)]
-    if plan.confirmation_row is not None:
-        out.append(prepare(INSERT_CONFIRMATION, [plan.confirmation_row], dialect))
-    return out
+    return [prepare(INSERT_SUBJECT, [plan.subject_row], dialect) if plan.subject_row is not None
+            else prepare(TOUCH_SUBJECT, [{"b_sid": plan.subject_id, "b_now": now}], dialect),
+            prepare(INSERT_FIELD, plan.fields_insert, dialect),
+            prepare(UPDATE_FIELD, plan.fields_update, dialect),
+            prepare(INSERT_MAIL, plan.outbox, dialect)]
 
 
 def write(tx: RawTransaction, plan: Plan, prepared: list[Prepared]) -> None:

@@ -217,13 +217,18 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined]
 
 
 class Confirmation(db.Model):  # type: ignore[name-defined]
-    """A double opt-in link: only the hash of its token is kept."""
+    """A used double opt-in link, under the hash of its token, kept until the link expires.
+
+    A link says itself what it confirms (:mod:`privacy.confirm_links`), so a sign-up stores
+    nothing; a row is written when the link is used, and refuses a second use. Links mailed
+    before that format had their row written at sign-up (``used_at`` empty until used).
+    """
 
     __tablename__ = "confirmations"
     __table_args__ = (COMPACT,)
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    # Unindexed on purpose: the table stays small (used and expired links are purged), so
-    # the rare cascade from an erased subject scans it; a sign-up writes one B-tree less.
+    # Unindexed on purpose: the table stays small (expired links are purged), so the rare
+    # cascade from an erased subject scans it.
     subject_id: Mapped[str] = mapped_column(String(36), ForeignKey("subjects.id", ondelete="CASCADE"))
     purposes: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -232,7 +237,14 @@ class Confirmation(db.Model):  # type: ignore[name-defined]
 
 
 class Receipt(db.Model):  # type: ignore[name-defined]
-    """A signed consent receipt as handed out (pseudonymous: no personal values)."""
+    """A signed consent receipt as handed out, from before receipts stopped being stored.
+
+    A receipt is the subject's copy: it proves itself with the published key
+    (``GET /v1/receipts/keys``), and what it states is in the hash-chained ledger, the
+    controller's record (its time and ``piiPrincipalId`` find the recording's events).
+    Storing a 3.5 KB copy of each, which nothing read, was a fifth of what a sign-up wrote.
+    The receipts stored before then are kept (pseudonymous: no personal values).
+    """
 
     __tablename__ = "receipts"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

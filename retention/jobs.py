@@ -36,10 +36,12 @@ def purge_idempotency_keys(now: dt.datetime) -> int:
 
 
 def purge_confirmations(now: dt.datetime) -> int:
-    """Drop used or expired double opt-in links; pending consents stay pending (never granted)."""
+    """Drop the rows of expired double opt-in links; pending consents stay pending (never granted).
+
+    A used link's row is kept until the link expires: it is what refuses a second click.
+    An expired link is refused by its own date, stored or not."""
     with unit_of_work() as session:
-        result = session.execute(delete(Confirmation).where(
-            (Confirmation.expires_at < now) | (Confirmation.used_at.is_not(None))))
+        result = session.execute(delete(Confirmation).where(Confirmation.expires_at < now))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

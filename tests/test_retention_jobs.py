@@ -13,7 +13,7 @@ from privacy.context import utcnow
 from privacy.db import db
 from retention.jobs import expire_consents, purge_confirmations, purge_idempotency_keys
 from retention.scheduler import build_scheduler, run_job
-from tests.conftest import SIGNUP
+from tests.conftest import SIGNUP, Mailbox, local_path
 
 
 def test_consent_past_its_validity_is_denied_and_then_expired_in_the_ledger(
@@ -65,12 +65,20 @@ def test_renewing_an_expired_consent_grants_it_again(app: Flask, client: FlaskCl
     assert r.json["consents"]["profiling"]["status"] == "granted"
 
 
-def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+JSON = {"Accept": "application/json"}
+
+
+def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                 mailbox: Mailbox) -> None:
     client.post("/v1/consents", json=SIGNUP, headers={**writer, "Idempotency-Key": "k1"})
+    link = local_path(mailbox.link(mailbox.to(SIGNUP["subject"]["email"])[0], "/confirm/"))
+    assert client.post(link).status_code == 200
     with app.app_context():
         assert purge_idempotency_keys(utcnow()) == 0
         assert purge_idempotency_keys(utcnow() + dt.timedelta(hours=25)) == 1
-        assert purge_confirmations(utcnow()) == 0
+        assert purge_confirmations(utcnow()) == 0  # a used link stays refused until it expires
+    assert client.post(link, headers=JSON).json["error"]["code"] == "token_used"
+    with app.app_context():
         assert purge_confirmations(utcnow() + dt.timedelta(days=15)) == 1
 
 
