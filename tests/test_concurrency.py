@@ -81,3 +81,36 @@ def test_two_clicks_on_one_verification_link_verify_once(app: Flask, officer: di
     assert results == [(200, None), (409, "token_used")]
     view = client.get(f"/v1/requests/{opened['id']}", headers=officer).get_json()
     assert [h["action"] for h in view["history"]].count("request.verified") == 1
+
+
+def _confirmer(config: dict[str, Any], link: str, start: Any, queue: Any) -> None:
+    from api import create_app
+
+    client = create_app(config).test_client()
+    start.wait(timeout=60)
+    r = client.post(link, headers={"Accept": "application/json"})
+    queue.put((r.status_code, (r.get_json() or {}).get("error", {}).get("code")))
+
+
+@pytest.mark.slow
+def test_two_clicks_on_one_confirm_link_confirm_once(app: Flask, writer: dict[str, str],
+                                                     reader: dict[str, str]) -> None:
+    from tests.conftest import Mailbox, local_path
+
+    client = app.test_client()
+    sid = client.post("/v1/consents", json=SIGNUP, headers=writer).get_json()["subject_id"]
+    mailbox = Mailbox(app)
+    link = local_path(mailbox.link(mailbox.to(SIGNUP["subject"]["email"])[-1], "/confirm/"))
+    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
+    ctx = multiprocessing.get_context("spawn")
+    queue, start = ctx.Queue(), ctx.Barrier(2)
+    workers = [ctx.Process(target=_confirmer, args=(config, link, start, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    results = sorted(queue.get(timeout=120) for _ in workers)
+    for w in workers:
+        w.join(timeout=30)
+    assert results == [(200, None), (410, "token_used")]
+    events = client.get(f"/v1/subjects/{sid}/consents/history", headers=reader).get_json()["events"]
+    assert [e["event"] for e in events if e["purpose"] == "marketing_email"] == ["granted", "confirmed"]
