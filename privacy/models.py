@@ -241,7 +241,7 @@ class Receipt(db.Model):  # type: ignore[name-defined]
 
     A receipt is the subject's copy: it proves itself with the published key
     (``GET /v1/receipts/keys``), and what it states is in the hash-chained ledger, the
-    controller's record (its time and ``piiPrincipalId`` find the recording's events).
+    controller's record (its ``piiPrincipalId`` and ``recorded_at`` find the recording's events).
     Storing a 3.5 KB copy of each, which nothing read, was a fifth of what a sign-up wrote.
     The receipts stored before then are kept (pseudonymous: no personal values).
     """

@@ -48,6 +48,22 @@ def test_two_processes_recording_at_once_lose_nothing(app: Flask, auth: Any, adm
     assert len(check.json["allowed"]) == 2 * 32 + 1 and check.json["denied"] == []
 
 
+def _twice_at_once(app: Flask, target: Any, *args: Any) -> list[tuple[int, str | None]]:
+    """Run ``target(config, *args, start, queue)`` in two new processes released at the same
+    moment (a link clicked twice); their answers, (status, error code), sorted."""
+    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
+    ctx = multiprocessing.get_context("spawn")
+    queue, start = ctx.Queue(), ctx.Barrier(2)
+    workers = [ctx.Process(target=target, args=(config, *args, start, queue)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    results = sorted(queue.get(timeout=120) for _ in workers)
+    for w in workers:
+        w.join(timeout=30)
+    return results
+
+
 def _verifier(config: dict[str, Any], request_id: str, token: str, start: Any, queue: Any) -> None:
     from api import create_app
 
@@ -68,17 +84,7 @@ def test_two_clicks_on_one_verification_link_verify_once(app: Flask, officer: di
     mailbox = Mailbox(app)
     link = mailbox.link(mailbox.to("anna@example.se")[-1], "/verify?")
     token = parse_qs(urlsplit(link).query)["token"][0]
-    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
-    ctx = multiprocessing.get_context("spawn")
-    queue, start = ctx.Queue(), ctx.Barrier(2)
-    workers = [ctx.Process(target=_verifier, args=(config, opened["id"], token, start, queue)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    results = sorted(queue.get(timeout=120) for _ in workers)
-    for w in workers:
-        w.join(timeout=30)
-    assert results == [(200, None), (409, "token_used")]
+    assert _twice_at_once(app, _verifier, opened["id"], token) == [(200, None), (409, "token_used")]
     view = client.get(f"/v1/requests/{opened['id']}", headers=officer).get_json()
     assert [h["action"] for h in view["history"]].count("request.verified") == 1
 
@@ -101,16 +107,6 @@ def test_two_clicks_on_one_confirm_link_confirm_once(app: Flask, writer: dict[st
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).get_json()["subject_id"]
     mailbox = Mailbox(app)
     link = local_path(mailbox.link(mailbox.to(SIGNUP["subject"]["email"])[-1], "/confirm/"))
-    config = {"INSTANCE_DIR": app.instance_path, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-              "MASTER_KEY": MASTER_KEY, "PUBLIC_URL": "http://privacy.test"}
-    ctx = multiprocessing.get_context("spawn")
-    queue, start = ctx.Queue(), ctx.Barrier(2)
-    workers = [ctx.Process(target=_confirmer, args=(config, link, start, queue)) for _ in range(2)]
-    for w in workers:
-        w.start()
-    results = sorted(queue.get(timeout=120) for _ in workers)
-    for w in workers:
-        w.join(timeout=30)
-    assert results == [(200, None), (410, "token_used")]
+    assert _twice_at_once(app, _confirmer, link) == [(200, None), (410, "token_used")]
     events = client.get(f"/v1/subjects/{sid}/consents/history", headers=reader).get_json()["events"]
     assert [e["event"] for e in events if e["purpose"] == "marketing_email"] == ["granted", "confirmed"]
