@@ -286,11 +286,11 @@ class ConsentService:
             conf = session.get(Confirmation, digest)
             if conf is None and link is not None:
                 subject = session.get(Subject, link.subject_id)
-                if subject is None or subject.wrapped_key is None:  # erased since
-                    raise NotFound("unknown confirmation link", {"token": ["unknown"]})
-                conf = Confirmation(token_hash=digest, subject_id=link.subject_id, purposes=json.dumps(link.purposes),
-                                    created_at=link.issued_at, expires_at=link.expires_at)
-                session.add(conf)
+                if subject is not None and subject.wrapped_key is not None:  # else erased since: unknown
+                    conf = Confirmation(token_hash=digest, subject_id=link.subject_id,
+                                        purposes=json.dumps(link.purposes), created_at=link.issued_at,
+                                        expires_at=link.expires_at)
+                    session.add(conf)
             if conf is None:
                 raise NotFound("unknown confirmation link", {"token": ["unknown"]})
             if conf.used_at is not None:
