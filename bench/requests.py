@@ -234,9 +234,10 @@ def open_with_token(svc: Any, type_: str, email: str) -> tuple[str, str]:
     from sqlalchemy import update
 
     from privacy.context import utcnow
+    from privacy.crypto import token_hash
     from privacy.db import unit_of_work
     from privacy.models import RequestToken
-    from privacy.requests import RequestCommand, token_hash
+    from privacy.requests import RequestCommand
 
     request_id: str = svc.open(RequestCommand(type=type_, email=email, language="sv"), utcnow())["id"]
     token = secrets.token_urlsafe(32)

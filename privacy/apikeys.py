@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 import time
 import uuid
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
+from privacy.crypto import token_hash
 from privacy.db import AnySession, bind_of
 from privacy.errors import InvalidInput, NotFound
 from privacy.ledger import append_audit
@@ -21,10 +21,6 @@ SCOPES = ("consent:write", "consent:read", "requests:manage", "admin")
 TOKEN_PREFIX = "pk_"
 KEY_QUERY = select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(
     ApiKey.token_hash == bindparam("digest"))
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

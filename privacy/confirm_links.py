@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 from privacy.crypto import Crypto, b64url
@@ -66,8 +65,3 @@ def read(crypto: Crypto, token: str) -> ConfirmLink | None:
     return ConfirmLink(subject_id, purposes.split(",") if purposes else [],
                        dt.datetime.fromtimestamp(int(issued) / 1_000_000, dt.UTC),
                        dt.datetime.fromtimestamp(int(expires), dt.UTC))
-
-
-def token_hash(token: str) -> str:
-    """The key a used link (or a link of the former kind) is stored under."""
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from privacy import confirm_links
 from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
-from privacy.crypto import Crypto
+from privacy.crypto import Crypto, token_hash
 from privacy.db import (
     AnySession,
     RawTransaction,
@@ -281,7 +281,7 @@ class ConsentService:
         link = confirm_links.read(self.ctx.crypto, token)
         if link is None and not confirm_links.is_legacy(token):
             raise NotFound("unknown confirmation link", {"token": ["unknown"]})
-        digest = confirm_links.token_hash(token)
+        digest = token_hash(token)
         with unit_of_work() as session:
             conf = session.get(Confirmation, digest)
             if conf is None and link is not None:

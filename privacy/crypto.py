@@ -102,6 +102,12 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def token_hash(token: str) -> str:
+    """What is stored of a random secret handed out (API key, link or verification token):
+    its SHA-256, so that a copy of the database holds nothing that can be presented."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 class Crypto:
     """Envelope encryption under one master key, plus the keyring's derived keys."""
 

@@ -13,7 +13,6 @@ Deadlines are calendar months in the controller's time zone (Art. 12(3)).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import secrets
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from privacy import fulfilment, request_mail
 from privacy.context import PrivacyContext, as_json_time
+from privacy.crypto import token_hash
 from privacy.db import unit_of_work
 from privacy.deadlines import extended, one_month_after, time_zone
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
@@ -82,10 +82,6 @@ class RequestCommand:
     language: str = "en"
     changes: dict[str, Any] | None = None
     purposes: list[str] | None = None
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RequestService:
