@@ -30,14 +30,14 @@ from api.schema_fields import StrictBoolean
 from api.settings import load_settings, master_key_from_instance
 from api.subjects.routes import blp as subjects_blp
 from privacy.context import PrivacyContext, utcnow
-from privacy.crypto import Crypto, parse_master_key
-from privacy.db import configure_engine, db
+from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.errors import Unavailable
-from privacy.mailer import mailer_from_config
-from privacy.policy import load_policy
-from privacy.purposes import sync_from_policy
+from privacy.mail.mailer import mailer_from_config
+from privacy.policy.catalogue import sync_from_policy
+from privacy.policy.file import load_policy
+from privacy.storage.database import configure_engine, db
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "storage" / "migrations"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from privacy.apikeys import Principal, authenticate
-from privacy.db import db
 from privacy.errors import Forbidden, Unauthorized
+from privacy.storage.database import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: dict[str, Any] = {"security": [{"bearerAuth": []}]}

@@ -16,10 +16,10 @@ from api.demo import load_demo
 from api.settings import replace_instance_master_key
 from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
 from privacy.context import current, utcnow
-from privacy.crypto import Crypto, parse_master_key, rotate_master
-from privacy.db import db, unit_of_work
+from privacy.crypto.keys import Crypto, parse_master_key, rotate_master
 from privacy.errors import ServiceError
 from privacy.ledger import append_audit, verification
+from privacy.storage.database import db, unit_of_work
 from retention.scheduler import build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")

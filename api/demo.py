@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from api.services import consent_service, request_service
 from privacy.apikeys import create_key, revoke_key
-from privacy.consent import ConsentCommand
+from privacy.consent.service import ConsentCommand
 from privacy.context import utcnow
-from privacy.db import db, unit_of_work
-from privacy.models import ApiKey, DataRequest
-from privacy.requests import RequestCommand
+from privacy.requests.service import RequestCommand
+from privacy.storage.database import db, unit_of_work
+from privacy.storage.models import ApiKey, DataRequest
 
 FIRST = ["Anna", "Erik", "Sara", "Lars", "Maja", "Johan", "Elin", "Oskar", "Ida", "Nils", "Freja", "Mikko"]
 LAST = ["Andersson", "Johansson", "Karlsson", "Nilsson", "Eriksson", "Larsen", "Virtanen", "Hansen"]

@@ -8,7 +8,7 @@ from flask import Flask, Response, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from privacy.errors import ServiceError
-from privacy.policy import flatten_errors
+from privacy.policy.file import flatten_errors
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The e-mail key is the address's blind index, so the limiter's storage never holds an
 address. Limits come from settings (``PRIVACY_REQUEST_LIMIT_IP`` and friends). Counters
 live in the service's own database by default (``privacy-db://``, see
-:mod:`privacy.ratelimits`), so every gunicorn worker shares one count; ``memory://``
+:mod:`api.ratelimits`), so every gunicorn worker shares one count; ``memory://``
 (per worker) or a Redis URL also work.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from flask.globals import request_ctx
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from privacy import ratelimits  # noqa: F401  (registers the privacy-db:// storage)
+from api import ratelimits  # noqa: F401  (registers the privacy-db:// storage)
 from privacy.context import current
-from privacy.fields import FieldValueError, normalise
+from privacy.policy.fields import FieldValueError, normalise
 
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)
 LIMITER_STATE = "_limiter_request_context"

@@ -6,7 +6,13 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from privacy.validation import CONTROL_CHARACTERS, CONTROL_MESSAGE, StrictBoolean, no_control_characters, strict_boolean
+from privacy.policy.validation import (
+    CONTROL_CHARACTERS,
+    CONTROL_MESSAGE,
+    StrictBoolean,
+    no_control_characters,
+    strict_boolean,
+)
 
 __all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "no_control_characters"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 from exports.store import instance_store
-from privacy.consent import ConsentService
+from privacy.consent.service import ConsentService
 from privacy.context import current, utcnow
-from privacy.db import db
-from privacy.requests import RequestService
+from privacy.requests.service import RequestService
+from privacy.storage.database import db
 
 
 def consent_service() -> ConsentService:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from privacy.crypto import generate_master_key
+from privacy.crypto.keys import generate_master_key
 
 log = logging.getLogger(__name__)
 

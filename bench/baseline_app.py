@@ -3,7 +3,7 @@
 ``POST /write`` parses a JSON body and inserts one row (an id, a lookup key and the
 body as JSON text) into SQLite, then commits: the unavoidable cost of one durable
 write. ``GET /read/<key>`` does one SELECT by an indexed column and returns a tiny
-JSON. The engine applies the service's own SQLite pragmas (``privacy.db
+JSON. The engine applies the service's own SQLite pragmas (``privacy.storage.database
 .apply_sqlite_pragmas``) on every new connection, so both sides run on the same
 journal mode, synchronous level and busy timeout.
 
@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
 )
 
-from privacy.db import apply_sqlite_pragmas
+from privacy.storage.database import apply_sqlite_pragmas
 
 metadata = MetaData()
 

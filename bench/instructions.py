@@ -80,7 +80,8 @@ def child(side: str, requests: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix=f"bench-instr-{side}-"))
     try:
         if side == "service":
-            from privacy import apikeys, purposes
+            from privacy import apikeys
+            from privacy.policy import catalogue as purposes
 
             # Under valgrind a request takes about 40 times as long, so caches that expire
             # after some seconds (the API key's, the purpose catalogue's) would be looked up

@@ -69,12 +69,12 @@ from typing import TYPE_CHECKING, Any
 from bench.bulk import scoped_environ
 from bench.report import finish, start
 from bench.servers import REPO_ROOT, tail
-from privacy.crypto import generate_master_key
+from privacy.crypto.keys import generate_master_key
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from privacy.consent import ConsentService
+    from privacy.consent.service import ConsentService
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_FILE = BENCH_DIR / "results" / "requests.json"
@@ -114,7 +114,7 @@ def service_app(folder: Path, master_key: str, migrate: bool) -> Iterator[Flask]
     ``privacy db upgrade`` would do.
     """
     from api import bootstrap, create_app
-    from privacy.db import db
+    from privacy.storage.database import db
 
     config = {
         "INSTANCE_DIR": str(folder),
@@ -150,8 +150,8 @@ def timed_service(folder: Path) -> Any:
     """
     from exports.store import PackageStore
     from privacy.context import current
-    from privacy.db import db
-    from privacy.requests import RequestService
+    from privacy.requests.service import RequestService
+    from privacy.storage.database import db
 
     class TimedRequestService(RequestService):
         timings: dict[str, list[float]]
@@ -183,16 +183,16 @@ def timed_service(folder: Path) -> Any:
 
 
 def consent_service() -> ConsentService:
-    from privacy.consent import ConsentService
+    from privacy.consent.service import ConsentService
     from privacy.context import current
-    from privacy.db import db
+    from privacy.storage.database import db
 
     return ConsentService(db.session(), current())
 
 
 def seed_subject(consents: ConsentService, email: str, events: int) -> str:
     """Sign ``email`` up, then flip purposes until it has at least ``events`` events; its id."""
-    from privacy.consent import ConsentCommand
+    from privacy.consent.service import ConsentCommand
     from privacy.context import utcnow
 
     subject = {"email": email, "first_name": "Anna", "last_name": "Andersson", "country": "SE",
@@ -212,8 +212,8 @@ def event_counts(subject_ids: Sequence[str]) -> dict[str, int]:
     """Consent events per subject, counted in the ledger."""
     from sqlalchemy import func, select
 
-    from privacy.db import db
-    from privacy.models import ConsentEvent
+    from privacy.storage.database import db
+    from privacy.storage.models import ConsentEvent
 
     counts: dict[str, int] = dict.fromkeys(subject_ids, 0)
     wanted = set(subject_ids)
@@ -234,10 +234,10 @@ def open_with_token(svc: Any, type_: str, email: str) -> tuple[str, str]:
     from sqlalchemy import update
 
     from privacy.context import utcnow
-    from privacy.crypto import token_hash
-    from privacy.db import unit_of_work
-    from privacy.models import RequestToken
-    from privacy.requests import RequestCommand
+    from privacy.crypto.keys import token_hash
+    from privacy.requests.service import RequestCommand
+    from privacy.storage.database import unit_of_work
+    from privacy.storage.models import RequestToken
 
     request_id: str = svc.open(RequestCommand(type=type_, email=email, language="sv"), utcnow())["id"]
     token = secrets.token_urlsafe(32)
@@ -455,7 +455,7 @@ def _copy_database(source: Path, target: Path) -> None:
 
 def _baseline_delete(path: Path, subject_id: str) -> tuple[float, dict[str, int]]:
     """Delete the rows the erasure deletes with plain SQL in one transaction; (seconds, rowcounts)."""
-    from privacy.db import apply_sqlite_pragmas
+    from privacy.storage.database import apply_sqlite_pragmas
 
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -479,8 +479,8 @@ def _erasure_round(folder: Path, number: int, faults: list[str]) -> dict[str, An
     from sqlalchemy import func, select
 
     from privacy.context import utcnow
-    from privacy.db import db
-    from privacy.models import ConsentEvent, ConsentState, Subject, SubjectField, Suppression
+    from privacy.storage.database import db
+    from privacy.storage.models import ConsentEvent, ConsentState, Subject, SubjectField, Suppression
 
     email = f"erase-{number}@example.se"
     start = time.perf_counter()

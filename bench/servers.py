@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from privacy.crypto import generate_master_key
+from privacy.crypto.keys import generate_master_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

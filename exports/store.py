@@ -16,13 +16,13 @@ from typing import Any, BinaryIO, cast
 from flask import current_app
 
 from exports.packages import PackageContent, write_package
-from privacy.crypto import SealedWriter, open_sealed
+from privacy.crypto.keys import SealedWriter, open_sealed
 
 SUFFIX = ".zip.sealed"
 
 
 class PackageStore:
-    """Implements :class:`privacy.requests.Packager` on a folder."""
+    """Implements :class:`privacy.requests.service.Packager` on a folder."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
-from privacy.crypto import token_hash
-from privacy.db import AnySession, bind_of
+from privacy.crypto.keys import token_hash
 from privacy.errors import InvalidInput, NotFound
 from privacy.ledger import append_audit
-from privacy.models import ApiKey
+from privacy.storage.database import AnySession, bind_of
+from privacy.storage.models import ApiKey
 
 SCOPES = ("consent:write", "consent:read", "requests:manage", "admin")
 TOKEN_PREFIX = "pk_"

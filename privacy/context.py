@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from privacy.crypto import Crypto
-from privacy.mailer import Mailer
-from privacy.policy import Policy
+from privacy.crypto.keys import Crypto
+from privacy.mail.mailer import Mailer
+from privacy.policy.file import Policy
 
 
 @dataclass

@@ -21,8 +21,8 @@ import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from privacy.db import RawTransaction
-from privacy.models import AuditEntry, ChainHead, ConsentEvent
+from privacy.storage.database import RawTransaction
+from privacy.storage.models import AuditEntry, ChainHead, ConsentEvent
 
 GENESIS = "0" * 64
 CONSENT_CHAIN = "consent"
@@ -136,7 +136,7 @@ def _append(writer: _Core | RawTransaction, name: str, body: Any, entries: list[
 
 
 def append_consent_events_raw(tx: RawTransaction, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`append_consent_events` inside a :func:`privacy.db.raw_write` transaction."""
+    """:func:`append_consent_events` inside a :func:`privacy.storage.database.raw_write` transaction."""
     return _append(tx, CONSENT_CHAIN, _event_body, events) if events else []
 
 

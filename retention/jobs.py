@@ -6,15 +6,15 @@ import logging
 
 from sqlalchemy import delete
 
+from api.ratelimits import purge_expired
 from exports.store import instance_store
-from privacy.consent import ConsentService
+from privacy.consent.service import ConsentService
 from privacy.context import current
-from privacy.db import db, unit_of_work
-from privacy.fulfilment import release_expired_holds
-from privacy.models import Confirmation, IdempotencyRecord
-from privacy.outbox import deliver_pending
-from privacy.ratelimits import purge_expired
-from privacy.requests import RequestService
+from privacy.mail.outbox import deliver_pending
+from privacy.requests.fulfilment import release_expired_holds
+from privacy.requests.service import RequestService
+from privacy.storage.database import db, unit_of_work
+from privacy.storage.models import Confirmation, IdempotencyRecord
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from privacy.context import utcnow
-from privacy.db import db
+from privacy.storage.database import db
 from retention.jobs import JOBS
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, inspect, text
 from api import create_app
 from privacy.apikeys import create_key
 from privacy.context import utcnow
-from privacy.db import db, unit_of_work
+from privacy.storage.database import db, unit_of_work
 from retention.jobs import send_mail
 
 PG_URL = os.environ.get("PRIVACY_TEST_DATABASE_URL")
@@ -82,7 +82,7 @@ class Database:
                 conn.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY CASCADE"))
             engine.dispose()
             return self.url
-        target = tmp_path / "privacy.db"
+        target = tmp_path / "privacy.storage.database"
         shutil.copyfile(self.template, target)
         return f"sqlite:///{target}"
 

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from privacy.consent import CHECK_CHUNK
-from privacy.db import db
+from privacy.consent.service import CHECK_CHUNK
+from privacy.storage.database import db
 from tests.conftest import SIGNUP
 
 
@@ -82,7 +82,7 @@ def test_one_call_checks_100000_emails(client: FlaskClient, writer: dict[str, st
 
 def test_a_restricted_subject_is_denied(app: Flask, client: FlaskClient, writer: dict[str, str],
                                         reader: dict[str, str]) -> None:
-    from privacy.models import Subject
+    from privacy.storage.models import Subject
 
     (email,) = _grant(client, writer, 1)
     with app.app_context():

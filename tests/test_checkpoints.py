@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from privacy import db as privacy_db
+from privacy.storage import database as privacy_db
 from tests.conftest import PG_URL, SIGNUP
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="WAL checkpoints are SQLite's")

@@ -10,11 +10,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from privacy import confirm_links
+from privacy.consent import confirm_links
 from privacy.context import current, utcnow
-from privacy.crypto import b64url, shred, token_hash
-from privacy.db import db
-from privacy.models import Confirmation, Subject
+from privacy.crypto.keys import b64url, shred, token_hash
+from privacy.storage.database import db
+from privacy.storage.models import Confirmation, Subject
 from tests.conftest import SIGNUP, Mailbox, local_path
 
 JSON = {"Accept": "application/json"}

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from privacy.deadlines import DEFAULT_TIME_ZONE, extended, is_overdue, one_month_after, time_zone
+from privacy.requests.deadlines import DEFAULT_TIME_ZONE, extended, is_overdue, one_month_after, time_zone
 
 STOCKHOLM = time_zone(DEFAULT_TIME_ZONE)
 NEW_YORK = time_zone("America/New_York")

@@ -11,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from privacy.fields import _PLAIN_EMAIL, FieldValueError, _plain_email, normalise_email
+from privacy.policy.fields import _PLAIN_EMAIL, FieldValueError, _plain_email, normalise_email
 
 
 def full_path(text: str) -> str | None:

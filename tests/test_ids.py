@@ -6,7 +6,7 @@ import uuid
 
 from flask.testing import FlaskClient
 
-from privacy.consent import is_uuid
+from privacy.consent.service import is_uuid
 from privacy.ids import new_id, uuid7
 from tests.conftest import SIGNUP
 

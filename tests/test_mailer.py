@@ -1,4 +1,4 @@
-"""Tests for privacy.mailer: .eml files, SMTP delivery and configuration."""
+"""Tests for privacy.mail.mailer: .eml files, SMTP delivery and configuration."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from privacy.mailer import (
+from privacy.mail.mailer import (
     FileMailer,
     MailDeliveryError,
     OutgoingMail,
@@ -405,8 +405,8 @@ class FakeSmtp:
 @pytest.fixture
 def fake_smtp(monkeypatch: pytest.MonkeyPatch) -> type[FakeSmtp]:
     FakeSmtp.instances = []
-    monkeypatch.setattr("privacy.mailer.smtplib.SMTP", FakeSmtp)
-    monkeypatch.setattr("privacy.mailer.smtplib.SMTP_SSL", FakeSmtp)
+    monkeypatch.setattr("privacy.mail.mailer.smtplib.SMTP", FakeSmtp)
+    monkeypatch.setattr("privacy.mail.mailer.smtplib.SMTP_SSL", FakeSmtp)
     return FakeSmtp
 
 

@@ -33,8 +33,8 @@ from werkzeug.test import TestResponse
 from api import create_app
 from privacy.apikeys import create_key
 from privacy.context import utcnow
-from privacy.db import db, unit_of_work
-from privacy.models import ConsentEvent
+from privacy.storage.database import db, unit_of_work
+from privacy.storage.models import ConsentEvent
 from tests.conftest import SIGNUP, Database, _config
 
 J = "application/json"

@@ -13,8 +13,8 @@ from sqlalchemy import inspect, text
 from api import create_app
 from privacy.apikeys import create_key
 from privacy.context import utcnow
-from privacy.db import db, unit_of_work
 from privacy.ledger import verification
+from privacy.storage.database import db, unit_of_work
 from tests.conftest import MASTER_KEY, SIGNUP
 
 

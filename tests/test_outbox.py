@@ -9,11 +9,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from privacy.context import current, utcnow
-from privacy.crypto import shred
-from privacy.db import db
-from privacy.mailer import OutgoingMail
-from privacy.models import OutboxMail, Subject
-from privacy.outbox import deliver_pending
+from privacy.crypto.keys import shred
+from privacy.mail.mailer import OutgoingMail
+from privacy.mail.outbox import deliver_pending
+from privacy.storage.database import db
+from privacy.storage.models import OutboxMail, Subject
 from tests.conftest import SIGNUP, Mailbox
 
 
@@ -75,7 +75,7 @@ def test_a_failed_send_is_retried_later_with_backoff(app: Flask, client: FlaskCl
 
 def _queue(app: Flask, subject_id: str, mail: OutgoingMail | dict[str, object]) -> None:
     """Queue ``mail`` for the subject as a request would (sealed under its data key)."""
-    from privacy.outbox import INSERT_MAIL, sealed_row
+    from privacy.mail.outbox import INSERT_MAIL, sealed_row
 
     with app.app_context():
         crypto = current().crypto

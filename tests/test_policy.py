@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from privacy.policy import DEFAULT_POLICY_FILE, PolicyError, load_policy, parse_policy
+from privacy.policy.file import DEFAULT_POLICY_FILE, PolicyError, load_policy, parse_policy
 
 EXAMPLE = DEFAULT_POLICY_FILE.read_text()
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from privacy.policy import DEFAULT_POLICY_FILE
+from privacy.policy.file import DEFAULT_POLICY_FILE
 from tests.conftest import SIGNUP
 
 NEW_TEXT = "We send offers by e-mail, at most once a week."

@@ -6,8 +6,8 @@ import datetime as dt
 from flask import Flask
 from sqlalchemy import insert, select, text
 
-from privacy.db import db, raw_connection, raw_read, raw_write
-from privacy.models import Receipt, Subject
+from privacy.storage.database import db, raw_connection, raw_read, raw_write
+from privacy.storage.models import Receipt, Subject
 
 RECEIPTS = Receipt.__table__
 AT = dt.datetime(2026, 1, 31, 23, 0, 0, tzinfo=dt.UTC)  # no microseconds: the case a plain adapter gets wrong

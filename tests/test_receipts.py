@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature
 from flask import Flask
 from flask.testing import FlaskClient
 
-from privacy.crypto import b64url, verify_jws
+from privacy.crypto.keys import b64url, verify_jws
 from tests.conftest import SIGNUP
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "kantara-consent-receipt-v1.1.schema.json").read_text())

@@ -166,8 +166,8 @@ def test_unverified_requests_expire(app: Flask, client: FlaskClient, officer: di
 
 def test_a_closed_requests_details_are_destroyed_after_90_days(
         app: Flask, client: FlaskClient, officer: dict[str, str], mailbox: Mailbox) -> None:
-    from privacy.db import db
-    from privacy.models import DataRequest
+    from privacy.storage.database import db
+    from privacy.storage.models import DataRequest
     from retention.jobs import forget_closed_requests
 
     req = open_request(client, "access", email="nobody@example.se")
@@ -329,7 +329,7 @@ def test_a_local_fault_leaves_the_request_in_progress_for_the_scheduler(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("privacy.fulfilment.restrict", broken)
+    monkeypatch.setattr("privacy.requests.fulfilment.restrict", broken)
     assert verify(client, mailbox, req["id"])["status"] == "in_progress"
     view = client.get(f"/v1/requests/{req['id']}", headers=officer).json
     assert view["systems"][0]["status"] == "pending" and "OSError" in view["systems"][0]["last_error"]
@@ -343,8 +343,8 @@ def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
         app: Flask, client: FlaskClient, writer: dict[str, str], admin: dict[str, str], mailbox: Mailbox) -> None:
     from sqlalchemy import select
 
-    from privacy.db import db
-    from privacy.models import HeldField, SubjectField
+    from privacy.storage.database import db
+    from privacy.storage.models import HeldField, SubjectField
 
     subject_id = sign_up(client, writer)  # loyalty club: a contract, so bookkeeping applies
     req = open_request(client, "erasure")
@@ -371,8 +371,8 @@ def test_held_fields_and_their_key_are_destroyed_when_the_hold_ends(
         app: Flask, client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
     from sqlalchemy import select
 
-    from privacy.db import db
-    from privacy.models import HeldField, KeyringEntry
+    from privacy.storage.database import db
+    from privacy.storage.models import HeldField, KeyringEntry
     from retention.jobs import release_legal_holds
 
     subject_id = sign_up(client, writer)
@@ -561,8 +561,8 @@ def test_every_worker_shares_one_count_in_the_database(make_app: Any) -> None:
 def test_rate_limit_counters_hold_no_address_and_are_purged(make_app: Any) -> None:
     from sqlalchemy import select
 
-    from privacy.db import db
-    from privacy.models import RateLimitCounter
+    from privacy.storage.database import db
+    from privacy.storage.models import RateLimitCounter
     from retention.jobs import purge_rate_limits
 
     app = make_app()
@@ -594,7 +594,7 @@ def test_requests_are_rate_limited_per_ip(make_app: Any) -> None:
 def _statements_of(app: Flask, client: FlaskClient, email: str) -> list[str]:
     from sqlalchemy import event
 
-    from privacy.db import db
+    from privacy.storage.database import db
 
     seen: list[str] = []
     with app.app_context():
@@ -626,7 +626,7 @@ def test_intake_takes_about_as_long_for_known_and_unknown_addresses(make_app: An
     import time
 
     from privacy.apikeys import create_key
-    from privacy.db import unit_of_work
+    from privacy.storage.database import unit_of_work
 
     app = make_app(REQUEST_LIMIT_IP="1000 per minute", REQUEST_LIMIT_EMAIL="1000 per minute")
     client = app.test_client()
@@ -647,7 +647,7 @@ def test_intake_takes_about_as_long_for_known_and_unknown_addresses(make_app: An
 
 def test_a_request_waits_for_every_connected_system_before_it_completes(
         make_app: Any, tmp_path: Any) -> None:
-    from privacy.policy import DEFAULT_POLICY_FILE
+    from privacy.policy.file import DEFAULT_POLICY_FILE
     from retention.jobs import process_requests
 
     policy = tmp_path / "policy.yaml"
@@ -666,7 +666,7 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
     mailbox = Mailbox(app)
     with app.app_context():
         from privacy.apikeys import create_key
-        from privacy.db import unit_of_work
+        from privacy.storage.database import unit_of_work
 
         with unit_of_work() as session:
             _, officer_token = create_key(session, "officer", ["requests:manage"], "test", utcnow())
@@ -681,8 +681,8 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
     with app.app_context():
         from sqlalchemy import update
 
-        from privacy.db import db
-        from privacy.models import RequestTask
+        from privacy.storage.database import db
+        from privacy.storage.models import RequestTask
 
         assert process_requests(utcnow()) == 0
         db.session.execute(update(RequestTask).where(RequestTask.system == "crm").values(status="succeeded"))

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from privacy.context import utcnow
-from privacy.db import db
+from privacy.storage.database import db
 from retention.jobs import expire_consents, purge_confirmations, purge_idempotency_keys
 from retention.scheduler import build_scheduler, run_job
 from tests.conftest import SIGNUP, Mailbox, local_path

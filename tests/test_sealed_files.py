@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from privacy.crypto import CryptoError, SealedWriter, new_file_key, open_sealed
+from privacy.crypto.keys import CryptoError, SealedWriter, new_file_key, open_sealed
 
 CHUNK = 64
 HEADER = 8  # format byte + nonce prefix

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.settings import load_settings, master_key_from_instance
-from privacy.crypto import parse_master_key
+from privacy.crypto.keys import parse_master_key
 
 
 def test_environment_fills_the_settings_and_test_config_wins(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from api.consents.schemas import (
 )
 from api.links import json_response, link_result, page
 from api.services import consent_service, now
-from privacy.consent import ConsentCommand
+from privacy.consent.service import ConsentCommand
 from privacy.errors import InvalidInput
 
 blp = Blueprint("consents", __name__, url_prefix="/v1/consents", description="Recording and checking consent")

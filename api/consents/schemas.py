@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, no_control_characters
-from privacy.validation import StrictSchema, strict_boolean
+from privacy.policy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
 

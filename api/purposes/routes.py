@@ -11,8 +11,8 @@ from api.auth import BEARER, current_principal, requires
 from api.purposes.schemas import PurposeBodySchema, PurposeListSchema, PurposeOutSchema
 from api.services import now
 from privacy.context import current
-from privacy.db import db
-from privacy.purposes import list_purposes, put_purpose
+from privacy.policy.catalogue import list_purposes, put_purpose
+from privacy.storage.database import db
 
 blp = Blueprint("purposes", __name__, url_prefix="/v1/purposes", description="Purposes and notices")
 

@@ -25,7 +25,7 @@ from api.requests.schemas import (
 )
 from api.services import now, request_service
 from privacy.errors import InvalidInput
-from privacy.requests import RequestCommand
+from privacy.requests.service import RequestCommand
 
 blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Data-subject requests (Art. 15-21)")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.schema_fields import no_control_characters
-from privacy.request_mail import LANGUAGES
-from privacy.requests import STATUSES, TASK_STATUSES, TYPES
-from privacy.validation import StrictSchema
+from privacy.policy.validation import StrictSchema
+from privacy.requests.mail import LANGUAGES
+from privacy.requests.service import STATUSES, TASK_STATUSES, TYPES
 
 
 class OpenRequestSchema(StrictSchema):

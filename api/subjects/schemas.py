@@ -4,7 +4,7 @@ from marshmallow import Schema, validate
 from marshmallow import fields as mf
 
 from api.consents.schemas import PurposeStateSchema
-from privacy.validation import StrictSchema
+from privacy.policy.validation import StrictSchema
 
 
 class SubjectQuerySchema(StrictSchema):

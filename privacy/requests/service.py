@@ -24,18 +24,19 @@ from typing import Any, Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from privacy import fulfilment, request_mail
 from privacy.context import PrivacyContext, as_json_time
-from privacy.crypto import token_hash
-from privacy.db import unit_of_work
-from privacy.deadlines import extended, one_month_after, time_zone
+from privacy.crypto.keys import token_hash
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
-from privacy.fields import FieldValueError, normalise
 from privacy.ledger import append_audit, timestamp
-from privacy.mailer import OutgoingMail
-from privacy.models import AuditEntry, DataRequest, ExportPackage, RequestTask, RequestToken, Subject
-from privacy.outbox import INSERT_MAIL, sealed_row
-from privacy.purposes import load_catalogue
+from privacy.mail.mailer import OutgoingMail
+from privacy.mail.outbox import INSERT_MAIL, sealed_row
+from privacy.policy.catalogue import load_catalogue
+from privacy.policy.fields import FieldValueError, normalise
+from privacy.requests import fulfilment
+from privacy.requests import mail as request_mail
+from privacy.requests.deadlines import extended, one_month_after, time_zone
+from privacy.storage.database import unit_of_work
+from privacy.storage.models import AuditEntry, DataRequest, ExportPackage, RequestTask, RequestToken, Subject
 
 log = logging.getLogger(__name__)
 

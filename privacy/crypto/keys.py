@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.models import DataRequest, KeyringEntry, MasterKey, Subject
+from privacy.storage.models import DataRequest, KeyringEntry, MasterKey, Subject
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from privacy.ids import new_id
 from privacy.ledger import timestamp
-from privacy.policy import Policy, PurposeDef
+from privacy.policy.file import Policy, PurposeDef
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
 T = TypeVar("T")

@@ -14,13 +14,15 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from privacy.consent import ConsentService
-from privacy.consent_plan import ACTIVE
+from privacy.consent.plan import ACTIVE
+from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext, as_json_time
-from privacy.crypto import shred
+from privacy.crypto.keys import shred
 from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit
-from privacy.models import (
+from privacy.policy.catalogue import Catalogue, load_catalogue
+from privacy.policy.file import Policy
+from privacy.storage.models import (
     ConsentEvent,
     ConsentState,
     DataRequest,
@@ -32,8 +34,6 @@ from privacy.models import (
     SubjectField,
     Suppression,
 )
-from privacy.policy import Policy
-from privacy.purposes import Catalogue, load_catalogue
 
 ACTOR = "privacy-service"
 

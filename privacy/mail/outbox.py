@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from privacy.consent_mail import DOUBLE_OPT_IN, double_opt_in_mail
+from privacy.consent.mail import DOUBLE_OPT_IN, double_opt_in_mail
 from privacy.context import PrivacyContext
-from privacy.crypto import Crypto, CryptoError
-from privacy.db import unit_of_work
+from privacy.crypto.keys import Crypto, CryptoError
 from privacy.ids import new_id
-from privacy.mailer import OutgoingMail
-from privacy.models import DataRequest, OutboxMail, Subject
-from privacy.purposes import load_catalogue
+from privacy.mail.mailer import OutgoingMail
+from privacy.policy.catalogue import load_catalogue
+from privacy.storage.database import unit_of_work
+from privacy.storage.models import DataRequest, OutboxMail, Subject
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def sealed_row(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail | d
     """The outbox row for ``mail``: its content sealed under its owner's data key.
 
     ``mail`` is a written mail, or a note a template writes it from when it is sent (see
-    :mod:`privacy.consent_mail`). The owner is a subject, or with ``for_request`` a
+    :mod:`privacy.consent.mail`). The owner is a subject, or with ``for_request`` a
     data-subject request (whose person may not be a known subject).
     """
     mail_id = new_id()

@@ -19,11 +19,15 @@ from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy import confirm_links
-from privacy.consent_plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
+from privacy.consent import confirm_links
+from privacy.consent.plan import ACTIVE, Planner, prepare_rows, state_view, still_current, write
 from privacy.context import PrivacyContext, as_json_time
-from privacy.crypto import Crypto, token_hash
-from privacy.db import (
+from privacy.crypto.keys import Crypto, token_hash
+from privacy.errors import Conflict, Gone, InvalidInput, NotFound
+from privacy.ledger import append_audit, append_consent_events, timestamp
+from privacy.policy.catalogue import Catalogue, load_catalogue
+from privacy.policy.fields import FieldValueError, normalise
+from privacy.storage.database import (
     AnySession,
     RawTransaction,
     db,
@@ -33,11 +37,7 @@ from privacy.db import (
     raw_write,
     unit_of_work,
 )
-from privacy.errors import Conflict, Gone, InvalidInput, NotFound
-from privacy.fields import FieldValueError, normalise
-from privacy.ledger import append_audit, append_consent_events, timestamp
-from privacy.models import Confirmation, ConsentEvent, ConsentState, IdempotencyRecord, Subject, SubjectField
-from privacy.purposes import Catalogue, load_catalogue
+from privacy.storage.models import Confirmation, ConsentEvent, ConsentState, IdempotencyRecord, Subject, SubjectField
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class ConsentService:
     def confirm(self, token: str, now: dt.datetime) -> dict[str, Any]:
         """Follow a double opt-in link (POST only): pending purposes become granted.
 
-        The link says what it confirms under a MAC (:mod:`privacy.confirm_links`); using it
+        The link says what it confirms under a MAC (:mod:`privacy.consent.confirm_links`); using it
         stores its hash, so that it confirms once. A link of the former kind (a random
         token stored at sign-up) is looked up instead.
         """

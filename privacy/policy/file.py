@@ -18,8 +18,8 @@ import yaml
 from marshmallow import EXCLUDE, Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as mf
 
-from privacy.fields import COUNTRY_CODES, FIELD_TYPES, FieldValueError, normalise
-from privacy.validation import StrictBoolean, StrictSchema, text
+from privacy.policy.fields import COUNTRY_CODES, FIELD_TYPES, FieldValueError, normalise
+from privacy.policy.validation import StrictBoolean, StrictSchema, text
 
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
 RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")

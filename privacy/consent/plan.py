@@ -3,7 +3,7 @@
 ``current`` reads the subject's current state in a short read transaction; ``plan`` then
 does, with no transaction open, all the work that needs no lock: transitions,
 minimisation, field encryption, the signed receipt, the double opt-in link (a MAC: nothing
-stored, :mod:`privacy.confirm_links`) and the sealed note its mail is written from.
+stored, :mod:`privacy.consent.confirm_links`) and the sealed note its mail is written from.
 ``write`` then runs inside the write transaction: it checks that the subject's state is
 still the one planned from (optimistic concurrency; a changed state means plan again),
 appends the ledger events (the only step that needs the chain head) and stores the rows
@@ -18,18 +18,18 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, literal, null, select, union_all, update
 
-from privacy import confirm_links
-from privacy.consent_mail import double_opt_in_note
+from privacy.consent import confirm_links
+from privacy.consent.mail import double_opt_in_note
+from privacy.consent.receipts import build_receipt
 from privacy.context import PrivacyContext, as_json_time
-from privacy.db import Prepared, RawTransaction, prepare
 from privacy.errors import Conflict
 from privacy.ids import new_id
 from privacy.ledger import append_consent_events_raw
-from privacy.models import ConsentState, Subject, SubjectField, Suppression
-from privacy.outbox import INSERT_MAIL, sealed_row
-from privacy.policy import PurposeDef
-from privacy.purposes import Catalogue
-from privacy.receipts import build_receipt
+from privacy.mail.outbox import INSERT_MAIL, sealed_row
+from privacy.policy.catalogue import Catalogue
+from privacy.policy.file import PurposeDef
+from privacy.storage.database import Prepared, RawTransaction, prepare
+from privacy.storage.models import ConsentState, Subject, SubjectField, Suppression
 
 ACTIVE = ("granted", "pending")
 
@@ -237,7 +237,7 @@ def prepare_rows(plan: Plan, now: dt.datetime, dialect: Any) -> list[Prepared]:
 
 
 def write(tx: RawTransaction, plan: Plan, prepared: list[Prepared]) -> None:
-    """Store a plan inside a :func:`privacy.db.raw_write` transaction (SQLite's write lock
+    """Store a plan inside a :func:`privacy.storage.database.raw_write` transaction (SQLite's write lock
     is held for exactly these statements, so they run on the DBAPI cursor)."""
     for rows in prepared:
         tx.run(rows)

@@ -23,7 +23,7 @@ import binascii
 import datetime as dt
 from dataclasses import dataclass
 
-from privacy.crypto import Crypto, b64url
+from privacy.crypto.keys import Crypto, b64url
 
 MAC_PART = "confirm"
 """The MAC's first part: a confirm token can never pass for a withdraw token, or back."""

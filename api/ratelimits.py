@@ -17,8 +17,8 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from privacy.context import current
-from privacy.db import db, raw_write
-from privacy.models import RateLimitCounter
+from privacy.storage.database import db, raw_write
+from privacy.storage.models import RateLimitCounter
 
 _T = RateLimitCounter.__table__
 

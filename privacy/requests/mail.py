@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from privacy.mailer import OutgoingMail
+from privacy.mail.mailer import OutgoingMail
 
 LANGUAGES = ("sv", "en")  # of mails, access packages and their pages
 

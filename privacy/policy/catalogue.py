@@ -22,11 +22,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.db import AnySession, bind_of, unit_of_work
 from privacy.errors import InvalidInput
 from privacy.ledger import append_audit
-from privacy.models import NoticeVersion, Purpose
-from privacy.policy import CODE_PATTERN, Policy, PurposeDef, flatten_errors, validate_purpose_body
+from privacy.policy.file import CODE_PATTERN, Policy, PurposeDef, flatten_errors, validate_purpose_body
+from privacy.storage.database import AnySession, bind_of, unit_of_work
+from privacy.storage.models import NoticeVersion, Purpose
 
 log = logging.getLogger(__name__)
 STAMP_QUERY = select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)

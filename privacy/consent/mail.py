@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from privacy.context import PrivacyContext
-from privacy.mailer import OutgoingMail
-from privacy.purposes import Catalogue
+from privacy.mail.mailer import OutgoingMail
+from privacy.policy.catalogue import Catalogue
 
 DOUBLE_OPT_IN = "double_opt_in"
 

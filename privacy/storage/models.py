@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from privacy.db import db
+from privacy.storage.database import db
 
 COMPACT: dict[str, Any] = {"sqlite_with_rowid": False}
 """Tables whose rows live in their primary key's B-tree on SQLite (``WITHOUT ROWID``):
@@ -219,7 +219,7 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined]
 class Confirmation(db.Model):  # type: ignore[name-defined]
     """A used double opt-in link, under the hash of its token, kept until the link expires.
 
-    A link says itself what it confirms (:mod:`privacy.confirm_links`), so a sign-up stores
+    A link says itself what it confirms (:mod:`privacy.consent.confirm_links`), so a sign-up stores
     nothing; a row is written when the link is used, and refuses a second use. Links mailed
     before that format had their row written at sign-up (``used_at`` empty until used).
     """
@@ -373,7 +373,7 @@ class Suppression(db.Model):  # type: ignore[name-defined]
 
 
 class RateLimitCounter(db.Model):  # type: ignore[name-defined]
-    """A fixed-window rate-limit counter (see privacy.ratelimits); the key is a keyed MAC."""
+    """A fixed-window rate-limit counter (see api.ratelimits); the key is a keyed MAC."""
 
     __tablename__ = "rate_limit_counters"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
