@@ -19,6 +19,7 @@ from api import limits
 from api.audit.routes import blp as audit_blp
 from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
+from api.db import db
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
 from api.jsonio import FastJSONProvider
@@ -29,13 +30,15 @@ from api.requests.routes import blp as requests_blp
 from api.schema_fields import StrictBoolean
 from api.settings import load_settings, master_key_from_instance
 from api.subjects.routes import blp as subjects_blp
+from exports.store import PackageStore
 from privacy.context import PrivacyContext, utcnow
 from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.errors import Unavailable
 from privacy.mail.mailer import mailer_from_config
 from privacy.policy.catalogue import sync_from_policy
 from privacy.policy.file import load_policy
-from privacy.storage.database import configure_engine, db
+from privacy.storage.database import Database
+from privacy.storage.sqlite import configure_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "storage" / "migrations"
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -98,12 +101,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     except ValueError as exc:
         raise RuntimeError(f"PRIVACY_MASTER_KEY: {exc}") from exc
     mailer = mailer_from_config(settings["SMTP_URL"], Path(app.instance_path) / "mail", settings["MAIL_FROM"])
-    app.extensions["privacy"] = PrivacyContext(
-        crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer, public_url=settings["PUBLIC_URL"])
 
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+        database = Database(db.engine, db.session)
+    app.extensions["privacy"] = PrivacyContext(
+        database=database, crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer,
+        public_url=settings["PUBLIC_URL"], packages=PackageStore(Path(app.instance_path) / "exports"))
     Migrate(app, db, directory=str(MIGRATIONS))
 
     api = Api(app)

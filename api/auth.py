@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
+from api.services import current
 from privacy.apikeys import Principal, authenticate
 from privacy.errors import Forbidden, Unauthorized
-from privacy.storage.database import db
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER: dict[str, Any] = {"security": [{"bearerAuth": []}]}
@@ -31,7 +31,7 @@ def requires(scope: str | None) -> Callable[[F], F]:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
                                    {"Authorization": ["missing or not a Bearer token"]})
-            principal = authenticate(db.session, token.strip())
+            principal = authenticate(current().database, token.strip())
             if principal is None:
                 raise Unauthorized("unknown or revoked API key", {"Authorization": ["unknown or revoked key"]})
             if scope is not None and not principal.may(scope):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -13,13 +14,15 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from api.demo import load_demo
+from api.ratelimits import purge_expired
+from api.services import current, unit_of_work
 from api.settings import replace_instance_master_key
 from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
-from privacy.context import current, utcnow
-from privacy.crypto.keys import Crypto, parse_master_key, rotate_master
+from privacy.context import utcnow
+from privacy.crypto.keys import Crypto, parse_master_key
+from privacy.crypto.rotation import rotate_master
 from privacy.errors import ServiceError
-from privacy.ledger import append_audit, verification
-from privacy.storage.database import db, unit_of_work
+from privacy.ledger import verification
 from retention.scheduler import build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
@@ -53,7 +56,7 @@ def keys_create(name: str, scopes: str) -> None:
 @with_appcontext
 def keys_list() -> None:
     """List keys (never the tokens)."""
-    for key in list_keys(db.session()):
+    for key in list_keys(current().database.session()):
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         click.echo(f"{key.id}  {key.prefix}…  {key.name:<24} {key.scopes:<40} {state}")
 
@@ -88,12 +91,10 @@ def keys_rotate_master(new_key_env: str, batch_size: int) -> None:
     now = utcnow()
     try:
         with click.progressbar(length=0, label="re-wrapping data keys", file=sys.stderr) as bar:
-            moved = rotate_master(db.session(), old, new, now, batch_size, progress=bar.update)
+            moved = rotate_master(current().database.session(), old, new, now, batch_size, progress=bar.update,
+                                  actor=CLI_ACTOR)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    with unit_of_work() as session:
-        append_audit(session, CLI_ACTOR, "key.rotate_master", now, target=new.master_key_id,
-                     details={"from": old.master_key_id, "rewrapped": moved})
     instance = Path(current_app.instance_path)
     if not os.environ.get("PRIVACY_MASTER_KEY") and (instance / "master.key").exists():
         click.echo(f"wrote the new key into {replace_instance_master_key(instance, value)}", err=True)
@@ -111,7 +112,7 @@ def audit() -> None:
 @with_appcontext
 def audit_verify() -> None:
     """Check the hash chains of the consent ledger and the audit log (exit 1 when broken)."""
-    result = verification(db.session())
+    result = verification(current().database.session())
     if result["ok"]:
         click.echo("ok (" + ", ".join(f"{r['chain']}: {r['entries']} entries" for r in result["chains"]) + ")")
         return
@@ -125,7 +126,8 @@ def scheduler() -> None:
     """Run the scheduled jobs in the foreground (one such process per deployment)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
-    sched = build_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    sched = build_scheduler(app, extra={"purge_rate_limits": (purge_expired, dt.timedelta(hours=1))})
     click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs()), err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()

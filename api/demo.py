@@ -5,12 +5,12 @@ import random
 
 from sqlalchemy import select
 
-from api.services import consent_service, request_service
+from api.db import db
+from api.services import consent_service, request_service, unit_of_work
 from privacy.apikeys import create_key, revoke_key
 from privacy.consent.service import ConsentCommand
 from privacy.context import utcnow
 from privacy.requests.service import RequestCommand
-from privacy.storage.database import db, unit_of_work
 from privacy.storage.models import ApiKey, DataRequest
 
 FIRST = ["Anna", "Erik", "Sara", "Lars", "Maja", "Johan", "Elin", "Oskar", "Ida", "Nils", "Freja", "Mikko"]

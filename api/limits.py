@@ -18,7 +18,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from api import ratelimits  # noqa: F401  (registers the privacy-db:// storage)
-from privacy.context import current
+from api.services import current
 from privacy.policy.fields import FieldValueError, normalise
 
 limiter = Limiter(key_func=get_remote_address, headers_enabled=True)

@@ -7,6 +7,7 @@ the table holds no address. Expired counters are deleted by the scheduler.
 """
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 import time
 from typing import Any
@@ -16,8 +17,8 @@ from limits.storage import Storage
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from privacy.context import current
-from privacy.storage.database import db, raw_write
+from api.services import current
+from privacy.context import PrivacyContext
 from privacy.storage.models import RateLimitCounter
 
 _T = RateLimitCounter.__table__
@@ -52,40 +53,40 @@ class DatabaseStorage(Storage):
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         now = time.time()
-        with raw_write() as tx:
+        with current().database.raw_write() as tx:
             (hits,) = tx.execute(INCREMENT, {"key": _key(key), "amount": amount, "expires": now + expiry,
                                              "now": now}).fetchone()
         return int(hits)
 
     def get(self, key: str) -> int:
-        with db.engine.connect() as conn:
+        with current().database.engine.connect() as conn:
             hits = conn.execute(select(_T.c.hits).where(_T.c.key == _key(key), _T.c.expires_at > time.time())
                                 ).scalar_one_or_none()
         return int(hits or 0)
 
     def get_expiry(self, key: str) -> float:
-        with db.engine.connect() as conn:
+        with current().database.engine.connect() as conn:
             expires = conn.execute(select(_T.c.expires_at).where(_T.c.key == _key(key))).scalar_one_or_none()
         return float(expires) if expires is not None else time.time()
 
     def check(self) -> bool:
         try:
-            with db.engine.connect() as conn:
+            with current().database.engine.connect() as conn:
                 conn.execute(select(1))
         except SQLAlchemyError:
             return False
         return True
 
     def reset(self) -> int | None:
-        with raw_write() as tx:
+        with current().database.raw_write() as tx:
             return int(tx.execute(delete(_T)).rowcount or 0)
 
     def clear(self, key: str) -> None:
-        with raw_write() as tx:
+        with current().database.raw_write() as tx:
             tx.execute(delete(_T).where(_T.c.key == _key(key)))
 
 
-def purge_expired(now: float) -> int:
-    """Delete the counters whose window is over."""
-    with raw_write() as tx:
-        return int(tx.execute(delete(_T).where(_T.c.expires_at <= now)).rowcount or 0)
+def purge_expired(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Delete the counters whose window is over (a scheduled job, see ``privacy scheduler``)."""
+    with ctx.database.raw_write() as tx:
+        return int(tx.execute(delete(_T).where(_T.c.expires_at <= now.timestamp())).rowcount or 0)

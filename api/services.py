@@ -1,23 +1,42 @@
-"""Service factories for views and commands: views ask for a service, never build one."""
+"""Service factories for views and commands: views ask for a service, never build one.
+
+Everything a service needs (database, keys, policy, mailer, clock, package store) is in
+the application's :class:`PrivacyContext`, built once by :func:`api.create_app`.
+"""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
-from exports.store import instance_store
+from flask import current_app
+from sqlalchemy.orm import Session
+
 from privacy.consent.service import ConsentService
-from privacy.context import current, utcnow
+from privacy.context import PrivacyContext
 from privacy.requests.service import RequestService
-from privacy.storage.database import db
+
+
+def current() -> PrivacyContext:
+    """The context of the application in the current app context."""
+    ctx: PrivacyContext = current_app.extensions["privacy"]
+    return ctx
 
 
 def consent_service() -> ConsentService:
-    # The scoped session itself, not a session: a sign-up never needs one (see bind_of).
-    return ConsentService(db.session, current())
-
-
-def now() -> dt.datetime:
-    return utcnow()
+    return ConsentService(current())
 
 
 def request_service() -> RequestService:
-    return RequestService(db.session(), current(), packager=instance_store())
+    return RequestService(current())
+
+
+def now() -> dt.datetime:
+    return current().clock()
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A write transaction on the application's database (commands, demo data, tests)."""
+    with current().database.unit_of_work() as session:
+        yield session

@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
 )
 
-from privacy.storage.database import apply_sqlite_pragmas
+from privacy.storage.sqlite import apply_sqlite_pragmas
 
 metadata = MetaData()
 

@@ -173,7 +173,7 @@ def blind_indexes(env: Mapping[str, str], emails: Sequence[str]) -> tuple[list[b
     """The service's blind index of every e-mail, and the path of its SQLite file.
 
     Built in this process with the service's own code (``api.create_app`` and
-    ``privacy.crypto.keys.current_crypto``) under the service's environment.
+    the application's ``Crypto``) under the service's environment.
     """
     with scoped_environ(env):
         from sqlalchemy.engine import make_url
@@ -182,9 +182,9 @@ def blind_indexes(env: Mapping[str, str], emails: Sequence[str]) -> tuple[list[b
 
         app = create_app()
         with app.app_context():
-            from privacy.crypto.keys import current_crypto
+            from api.services import current
 
-            crypto = current_crypto()
+            crypto = current().crypto
             index = crypto.blind_indexer()
             indexes = [index(email) for email in emails]
         database = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
@@ -198,7 +198,7 @@ def blind_indexes(env: Mapping[str, str], emails: Sequence[str]) -> tuple[list[b
 
 def time_sql_baseline(db_path: Path, indexes: Sequence[bytes], runs: int) -> list[BulkRun]:
     """Time ``runs`` passes of the plain ``IN`` query over ``indexes`` on the service's file."""
-    from privacy.storage.database import apply_sqlite_pragmas
+    from privacy.storage.sqlite import apply_sqlite_pragmas
 
     conn = sqlite3.connect(db_path)
     try:

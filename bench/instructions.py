@@ -81,13 +81,12 @@ def child(side: str, requests: int) -> None:
     try:
         if side == "service":
             from privacy import apikeys
-            from privacy.policy import catalogue as purposes
 
-            # Under valgrind a request takes about 40 times as long, so caches that expire
-            # after some seconds (the API key's, the purpose catalogue's) would be looked up
-            # again 40 times as often per request as under gunicorn, and that, not the
-            # code, would decide the count. Counted as if they never expire.
-            apikeys.KEY_CACHE_TTL_S = purposes.CATALOGUE_MAX_AGE_S = float("inf")
+            # Under valgrind a request takes about 40 times as long, so a cache that expires
+            # after some seconds (the API key's) would be looked up again 40 times as often
+            # per request as under gunicorn, and that, not the code, would decide the count.
+            # Counted as if it never expires.
+            apikeys.KEY_CACHE_TTL_S = float("inf")
             env = service_env(folder)
             key = prepare_service(env)
             os.environ.update(env)

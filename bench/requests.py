@@ -114,7 +114,7 @@ def service_app(folder: Path, master_key: str, migrate: bool) -> Iterator[Flask]
     ``privacy db upgrade`` would do.
     """
     from api import bootstrap, create_app
-    from privacy.storage.database import db
+    from api.db import db
 
     config = {
         "INSTANCE_DIR": str(folder),
@@ -148,10 +148,9 @@ def timed_service(folder: Path) -> Any:
     ``timings["run_local"]``, ``["complete_if_ready"]`` and ``["build_package"]`` get one
     duration (s) per call; ``verify`` calls the first two, the second calls the third.
     """
+    from api.services import current
     from exports.store import PackageStore
-    from privacy.context import current
     from privacy.requests.service import RequestService
-    from privacy.storage.database import db
 
     class TimedRequestService(RequestService):
         timings: dict[str, list[float]]
@@ -177,17 +176,16 @@ def timed_service(folder: Path) -> Any:
             finally:
                 self.timings["build_package"].append(time.perf_counter() - start)
 
-    svc = TimedRequestService(db.session(), current(), packager=PackageStore(folder / "exports"))
+    svc = TimedRequestService(current(), packager=PackageStore(folder / "exports"))
     svc.timings = defaultdict(list)
     return svc
 
 
 def consent_service() -> ConsentService:
+    from api.services import current
     from privacy.consent.service import ConsentService
-    from privacy.context import current
-    from privacy.storage.database import db
 
-    return ConsentService(db.session(), current())
+    return ConsentService(current())
 
 
 def seed_subject(consents: ConsentService, email: str, events: int) -> str:
@@ -212,7 +210,7 @@ def event_counts(subject_ids: Sequence[str]) -> dict[str, int]:
     """Consent events per subject, counted in the ledger."""
     from sqlalchemy import func, select
 
-    from privacy.storage.database import db
+    from api.db import db
     from privacy.storage.models import ConsentEvent
 
     counts: dict[str, int] = dict.fromkeys(subject_ids, 0)
@@ -233,10 +231,10 @@ def open_with_token(svc: Any, type_: str, email: str) -> tuple[str, str]:
     """
     from sqlalchemy import update
 
+    from api.services import unit_of_work
     from privacy.context import utcnow
     from privacy.crypto.keys import token_hash
     from privacy.requests.service import RequestCommand
-    from privacy.storage.database import unit_of_work
     from privacy.storage.models import RequestToken
 
     request_id: str = svc.open(RequestCommand(type=type_, email=email, language="sv"), utcnow())["id"]
@@ -455,7 +453,7 @@ def _copy_database(source: Path, target: Path) -> None:
 
 def _baseline_delete(path: Path, subject_id: str) -> tuple[float, dict[str, int]]:
     """Delete the rows the erasure deletes with plain SQL in one transaction; (seconds, rowcounts)."""
-    from privacy.storage.database import apply_sqlite_pragmas
+    from privacy.storage.sqlite import apply_sqlite_pragmas
 
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -478,8 +476,8 @@ def _baseline_delete(path: Path, subject_id: str) -> tuple[float, dict[str, int]
 def _erasure_round(folder: Path, number: int, faults: list[str]) -> dict[str, Any]:
     from sqlalchemy import func, select
 
+    from api.db import db
     from privacy.context import utcnow
-    from privacy.storage.database import db
     from privacy.storage.models import ConsentEvent, ConsentState, Subject, SubjectField, Suppression
 
     email = f"erase-{number}@example.se"

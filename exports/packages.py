@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, cast
 from jinja2 import Environment, PackageLoader, Template, Undefined
 from markupsafe import Markup, escape
 
-from privacy.crypto.keys import SealedWriter, new_file_key, open_sealed
+from privacy.crypto.sealed_files import SealedWriter, new_file_key, open_sealed
 from privacy.requests.mail import LANGUAGES
 
 FORMAT = "privacy-access-package/1"

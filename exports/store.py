@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from flask import current_app
-
 from exports.packages import PackageContent, write_package
-from privacy.crypto.keys import SealedWriter, open_sealed
+from privacy.crypto.sealed_files import SealedWriter, open_sealed
 
 SUFFIX = ".zip.sealed"
 
@@ -68,7 +66,3 @@ class PackageStore:
     def delete(self, file_name: str) -> None:
         self._path(file_name).unlink(missing_ok=True)
 
-
-def instance_store() -> PackageStore:
-    """The application's package folder, ``<instance>/exports``."""
-    return PackageStore(Path(current_app.instance_path) / "exports")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from privacy.crypto.keys import token_hash
 from privacy.errors import InvalidInput, NotFound
 from privacy.ledger import append_audit
-from privacy.storage.database import AnySession, bind_of
+from privacy.storage.database import Database
 from privacy.storage.models import ApiKey
 
 SCOPES = ("consent:write", "consent:read", "requests:manage", "admin")
@@ -88,20 +88,20 @@ def forget_keys() -> None:
     _key_cache.clear()
 
 
-def authenticate(session: AnySession, token: str) -> Principal | None:
+def authenticate(database: Database, token: str) -> Principal | None:
     """The principal of a bearer token, or None when unknown or revoked (a cache hit opens no
-    session of a scoped ``session``)."""
+    session)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = token_hash(token)
-    cache = _key_cache.get(engine := bind_of(session))
+    cache = _key_cache.get(engine := database.engine)
     if cache is None:
         cache = _key_cache[engine] = {}
     clock = time.monotonic()
     hit = cache.get(digest)
     if hit is not None and clock - hit[1] < KEY_CACHE_TTL_S:
         return hit[0]
-    row = session.execute(KEY_QUERY, {"digest": digest}).first()
+    row = database.session.execute(KEY_QUERY, {"digest": digest}).first()
     principal = None
     if row is not None and row.revoked_at is None:
         principal = Principal(row.id, row.name, frozenset(row.scopes.split(",")))

@@ -3,32 +3,44 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-from flask import current_app
+from typing import Any, Protocol
 
 from privacy.crypto.keys import Crypto
 from privacy.mail.mailer import Mailer
 from privacy.policy.file import Policy
+from privacy.storage.database import Database
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Packager(Protocol):
+    """Writes and serves access packages (``exports.store.PackageStore``)."""
+
+    def build(self, package_id: str, key: bytes, kind: str, language: str, request: dict[str, Any],
+              data: dict[str, Any], now: dt.datetime) -> tuple[str, int]: ...
+
+    def open(self, file_name: str, key: bytes) -> Iterator[bytes]: ...
+
+    def delete(self, file_name: str) -> None: ...
 
 
 @dataclass
 class PrivacyContext:
+    """The database, keys, policy, mailer and clock of one application, handed to services
+    by the factories that build them (``api.services``, the scheduler's jobs, tests)."""
+
+    database: Database
     crypto: Crypto
     policy: Policy
     mailer: Mailer
     public_url: str
     double_opt_in_days: int = 14
-
-
-def current() -> PrivacyContext:
-    """The context of the application in the current app context."""
-    ctx: PrivacyContext = current_app.extensions["privacy"]
-    return ctx
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    clock: Callable[[], dt.datetime] = utcnow
+    packages: Packager | None = None  # where access packages are written (exports.store)
 
 
 @functools.lru_cache(maxsize=256)

@@ -21,8 +21,8 @@ import orjson
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from privacy.storage.database import RawTransaction
 from privacy.storage.models import AuditEntry, ChainHead, ConsentEvent
+from privacy.storage.statements import RawTransaction
 
 GENESIS = "0" * 64
 CONSENT_CHAIN = "consent"

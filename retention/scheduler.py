@@ -1,39 +1,43 @@
 """The scheduler process (``privacy scheduler``): one process, never inside web workers."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from privacy.context import utcnow
-from privacy.storage.database import db
-from retention.jobs import JOBS
+from privacy.context import PrivacyContext
+from retention.jobs import JOBS, Job
 
 log = logging.getLogger(__name__)
 
 
-def run_job(app: Flask, name: str, job: Callable[..., int]) -> int:
-    """Run one job in an app context with the current time; log and swallow failures."""
+def run_job(app: Flask, name: str, job: Job) -> int:
+    """Run one job in an app context with the context's clock; log and swallow failures."""
+    ctx: PrivacyContext = app.extensions["privacy"]
     with app.app_context():
         try:
-            count = job(utcnow())
+            count = job(ctx, ctx.clock())
             if count:
                 log.info("job %s: %d", name, count)
             return count
         except Exception:
             log.exception("job %s failed; it runs again at its next time", name)
-            db.session.rollback()
+            ctx.database.session.rollback()
             return -1
         finally:
-            db.session.remove()
+            ctx.database.session.remove()
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
+def build_scheduler(app: Flask, extra: Mapping[str, tuple[Job, dt.timedelta]] | None = None) -> BlockingScheduler:
+    """Every job of :data:`retention.jobs.JOBS`, and ``extra`` ones the application shell
+    adds (the rate limiter's clean-up, which lives with the limiter in ``api``)."""
+    ctx: PrivacyContext = app.extensions["privacy"]
     scheduler = BlockingScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                 "misfire_grace_time": 3600})
-    for name, (job, every) in JOBS.items():
+    for name, (job, every) in {**JOBS, **(extra or {})}.items():
         scheduler.add_job(run_job, "interval", args=(app, name, job), seconds=every.total_seconds(), id=name,
-                          name=name, next_run_time=utcnow())
+                          name=name, next_run_time=ctx.clock())
     return scheduler

@@ -23,9 +23,10 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import create_engine, inspect, text
 
 from api import create_app
+from api.db import db
+from api.services import current, unit_of_work
 from privacy.apikeys import create_key
 from privacy.context import utcnow
-from privacy.storage.database import db, unit_of_work
 from retention.jobs import send_mail
 
 PG_URL = os.environ.get("PRIVACY_TEST_DATABASE_URL")
@@ -167,7 +168,7 @@ class Mailbox:
     def deliver(self) -> int:
         """What the scheduler's mail job does: send every mail that is due."""
         with self.app.app_context():
-            return send_mail(utcnow())
+            return send_mail(current(), utcnow())
 
     def messages(self) -> list[EmailMessage]:
         self.deliver()

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from privacy.storage.database import db
+from api.db import db
 from tests.conftest import SIGNUP, Mailbox, local_path
 
 KNOWN = {

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
+from api.db import db
 from privacy.consent.service import CHECK_CHUNK
-from privacy.storage.database import db
 from tests.conftest import SIGNUP
 
 

@@ -12,7 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from privacy.storage import database as privacy_db
+from api.db import db
+from privacy.storage import sqlite as privacy_db
 from tests.conftest import PG_URL, SIGNUP
 
 pytestmark = pytest.mark.skipif(bool(PG_URL), reason="WAL checkpoints are SQLite's")
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.skipif(bool(PG_URL), reason="WAL checkpoints are SQLite
 
 def _db_file(app: Flask) -> Path:
     with app.app_context():
-        return Path(str(privacy_db.db.engine.url.database))
+        return Path(str(db.engine.url.database))
 
 
 def _subjects_in_file(path: Path) -> int:
@@ -70,7 +71,7 @@ def test_sqlite_does_not_checkpoint_inside_a_commit_below_the_safety_net(
 
 def test_service_connections_cap_the_wal_file_and_its_autocheckpoint(app: Flask) -> None:
     with app.app_context():
-        conn = privacy_db.db.engine.raw_connection()
+        conn = db.engine.raw_connection()
         try:
             limit = conn.cursor().execute("PRAGMA journal_size_limit").fetchone()[0]
             pages = conn.cursor().execute("PRAGMA wal_autocheckpoint").fetchone()[0]

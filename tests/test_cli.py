@@ -20,7 +20,7 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(runner: FlaskCliRunne
 
 
 def test_keys_are_stored_only_as_a_hash(app: Flask, runner: FlaskCliRunner) -> None:
-    from privacy.storage.database import db
+    from api.db import db
     from privacy.storage.models import ApiKey
 
     token = runner.invoke(args=["keys", "create", "--name", "x", "--scopes", "admin"]).stdout.strip().splitlines()[-1]

@@ -10,10 +10,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from api.db import db
+from api.services import current
 from privacy.consent import confirm_links
-from privacy.context import current, utcnow
+from privacy.context import utcnow
 from privacy.crypto.keys import b64url, shred, token_hash
-from privacy.storage.database import db
 from privacy.storage.models import Confirmation, Subject
 from tests.conftest import SIGNUP, Mailbox, local_path
 

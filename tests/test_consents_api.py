@@ -241,7 +241,7 @@ def test_a_source_url_keeps_no_query_string_in_the_ledger(client: FlaskClient, w
 
 def test_a_sign_up_opens_no_orm_session_once_key_and_catalogue_are_cached(
         app: Any, client: FlaskClient, writer: dict[str, str], reader: dict[str, str], monkeypatch: Any) -> None:
-    from privacy.storage.database import db
+    from api.db import db
 
     assert client.post("/v1/consents", json=signup(subject={**SIGNUP["subject"], "email": "first@example.se"}),
                        headers=writer).status_code == 201  # fills the key and catalogue caches

@@ -10,9 +10,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from privacy.context import current, utcnow
+from api.db import db
+from api.services import current
+from privacy.context import utcnow
 from privacy.crypto.keys import Crypto, CryptoError, KeyShredded, MasterKeyRefused, shred
-from privacy.storage.database import db
 from privacy.storage.models import Subject, SubjectField
 from tests.conftest import SIGNUP
 
@@ -92,7 +93,7 @@ def test_rotate_master_rewraps_every_data_key_and_retires_the_old_one(
 
 
 def test_an_interrupted_rotation_resumes(app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
-    from privacy.crypto.keys import rotate_master
+    from privacy.crypto.rotation import rotate_master
 
     for n in range(5):
         body = {**SIGNUP, "subject": {**SIGNUP["subject"], "email": f"r{n}@example.se"}}

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from api.db import db
 from privacy.ledger import canonical
-from privacy.storage.database import db
 from tests.conftest import SIGNUP
 
 

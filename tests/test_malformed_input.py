@@ -31,9 +31,10 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from api import create_app
+from api.db import db
+from api.services import unit_of_work
 from privacy.apikeys import create_key
 from privacy.context import utcnow
-from privacy.storage.database import db, unit_of_work
 from privacy.storage.models import ConsentEvent
 from tests.conftest import SIGNUP, Database, _config
 

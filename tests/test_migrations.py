@@ -11,10 +11,11 @@ from flask import Flask
 from sqlalchemy import inspect, text
 
 from api import create_app
+from api.db import db
+from api.services import unit_of_work
 from privacy.apikeys import create_key
 from privacy.context import utcnow
 from privacy.ledger import verification
-from privacy.storage.database import db, unit_of_work
 from tests.conftest import MASTER_KEY, SIGNUP
 
 

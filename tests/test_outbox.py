@@ -8,11 +8,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from privacy.context import current, utcnow
+from api.db import db
+from api.services import current
+from privacy.context import utcnow
 from privacy.crypto.keys import shred
 from privacy.mail.mailer import OutgoingMail
 from privacy.mail.outbox import deliver_pending
-from privacy.storage.database import db
 from privacy.storage.models import OutboxMail, Subject
 from tests.conftest import SIGNUP, Mailbox
 
@@ -63,13 +64,13 @@ def test_a_failed_send_is_retried_later_with_backoff(app: Flask, client: FlaskCl
     with app.app_context():
         real = current().mailer
         monkeypatch.setattr(current(), "mailer", _Down())
-        assert deliver_pending(db.session(), current(), now) == 0
+        assert deliver_pending(current(), now) == 0
         (row,) = _queued(app)
         assert row.attempts == 1 and row.last_error == "ConnectionRefusedError"
         assert row.next_attempt_at > now
-        assert deliver_pending(db.session(), current(), now + dt.timedelta(seconds=1)) == 0  # not due yet
+        assert deliver_pending(current(), now + dt.timedelta(seconds=1)) == 0  # not due yet
         monkeypatch.setattr(current(), "mailer", real)
-        assert deliver_pending(db.session(), current(), now + dt.timedelta(minutes=2)) == 1
+        assert deliver_pending(current(), now + dt.timedelta(minutes=2)) == 1
     assert len(mailbox.messages()) == 1
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from exports.packages import CSV_COLUMNS, FILES, PackageContent, csv_cell, write_package
-from privacy.crypto.keys import SealedWriter, new_file_key, open_sealed
+from privacy.crypto.sealed_files import SealedWriter, new_file_key, open_sealed
 
 GENERATED = dt.datetime(2026, 5, 4, 9, 30, tzinfo=dt.UTC)
 SCRIPT = "<script>alert(1)</script>"

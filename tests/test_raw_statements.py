@@ -6,7 +6,8 @@ import datetime as dt
 from flask import Flask
 from sqlalchemy import insert, select, text
 
-from privacy.storage.database import db, raw_connection, raw_read, raw_write
+from api.db import db
+from api.services import current
 from privacy.storage.models import Receipt, Subject
 
 RECEIPTS = Receipt.__table__
@@ -15,7 +16,7 @@ AT = dt.datetime(2026, 1, 31, 23, 0, 0, tzinfo=dt.UTC)  # no microseconds: the c
 
 def test_a_row_written_raw_reads_back_equal_through_the_orm(app: Flask) -> None:
     with app.app_context():
-        with raw_write() as tx:
+        with current().database.raw_write() as tx:
             tx.execute(insert(RECEIPTS), {"id": "r-raw", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
         with db.engine.begin() as conn:
             conn.execute(insert(RECEIPTS), {"id": "r-core", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
@@ -27,9 +28,9 @@ def test_a_row_written_raw_reads_back_equal_through_the_orm(app: Flask) -> None:
 
 def test_a_raw_read_converts_each_column_by_its_type(app: Flask) -> None:
     with app.app_context():
-        with raw_write() as tx:
+        with current().database.raw_write() as tx:
             tx.execute(insert(RECEIPTS), {"id": "r1", "subject_id": "s", "jws": "x.y.z", "created_at": AT})
-        with raw_read() as reader:
+        with current().database.raw_read() as reader:
             row = reader.first(select(RECEIPTS.c.id, RECEIPTS.c.created_at).where(RECEIPTS.c.id == "r1"))
             missing = reader.first(select(Subject.__table__.c.id).where(Subject.__table__.c.id == "nobody"))
         assert row.id == "r1" and row.created_at == AT and row.created_at.tzinfo is not None
@@ -39,7 +40,7 @@ def test_a_raw_read_converts_each_column_by_its_type(app: Flask) -> None:
 def test_a_failed_raw_write_leaves_nothing_behind(app: Flask) -> None:
     with app.app_context():
         try:
-            with raw_write() as tx:
+            with current().database.raw_write() as tx:
                 tx.execute(insert(RECEIPTS), {"id": "r2", "subject_id": "s", "jws": "x", "created_at": AT})
                 raise RuntimeError("the request failed half way")
         except RuntimeError:
@@ -49,16 +50,16 @@ def test_a_failed_raw_write_leaves_nothing_behind(app: Flask) -> None:
 
 def test_a_failed_write_on_a_shared_connection_leaves_it_ready_for_the_retry(app: Flask) -> None:
     with app.app_context():
-        with raw_connection() as conn:
+        with current().database.raw_connection() as conn:
             try:
-                with raw_write(conn=conn) as tx:
+                with current().database.raw_write(conn) as tx:
                     tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "x", "created_at": AT})
                     tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "x", "created_at": AT})
             except Exception as exc:  # the duplicate key, as the DBAPI reports it
                 assert "unique" in str(exc).lower() or "duplicate" in str(exc).lower()
-            with raw_read(conn=conn) as reader:
+            with current().database.raw_read(conn) as reader:
                 assert reader.first(select(RECEIPTS.c.id).where(RECEIPTS.c.id == "r3")) is None
-            with raw_write(conn=conn) as tx:
+            with current().database.raw_write(conn) as tx:
                 tx.execute(insert(RECEIPTS), {"id": "r3", "subject_id": "s", "jws": "y", "created_at": AT})
         assert db.engine.pool.checkedout() == 0  # given back once, at the end
         assert db.session.get(Receipt, "r3").jws == "y"

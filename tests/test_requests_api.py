@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.services import current
 from privacy.context import utcnow
 from tests.conftest import SIGNUP, Mailbox, local_path
 
@@ -159,14 +160,14 @@ def test_unverified_requests_expire(app: Flask, client: FlaskClient, officer: di
 
     req = open_request(client, "access")
     with app.app_context():
-        assert expire_requests(utcnow() + dt.timedelta(days=6)) == 0
-        assert expire_requests(utcnow() + dt.timedelta(days=8)) == 1
+        assert expire_requests(current(), utcnow() + dt.timedelta(days=6)) == 0
+        assert expire_requests(current(), utcnow() + dt.timedelta(days=8)) == 1
     assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "expired"
 
 
 def test_a_closed_requests_details_are_destroyed_after_90_days(
         app: Flask, client: FlaskClient, officer: dict[str, str], mailbox: Mailbox) -> None:
-    from privacy.storage.database import db
+    from api.db import db
     from privacy.storage.models import DataRequest
     from retention.jobs import forget_closed_requests
 
@@ -174,8 +175,8 @@ def test_a_closed_requests_details_are_destroyed_after_90_days(
     verify(client, mailbox, req["id"], "nobody@example.se")
     mailbox.deliver()
     with app.app_context():
-        assert forget_closed_requests(utcnow() + dt.timedelta(days=89)) == 0
-        assert forget_closed_requests(utcnow() + dt.timedelta(days=91)) == 1
+        assert forget_closed_requests(current(), utcnow() + dt.timedelta(days=89)) == 0
+        assert forget_closed_requests(current(), utcnow() + dt.timedelta(days=91)) == 1
         row = db.session.get(DataRequest, req["id"])
         assert row is not None and row.wrapped_key is None and row.sealed is None
     view = client.get(f"/v1/requests/{req['id']}", headers=officer).json
@@ -258,7 +259,7 @@ def test_a_package_expires_after_seven_days_and_its_file_is_deleted(
     assert len(exports) == 1
     assert ANNA.encode() not in exports[0].read_bytes()  # encrypted at rest
     with app.app_context():
-        assert purge_packages(utcnow() + dt.timedelta(days=7, minutes=1)) == 1
+        assert purge_packages(current(), utcnow() + dt.timedelta(days=7, minutes=1)) == 1
     assert not exports[0].exists()
     assert client.get(f"/v1/requests/{req['id']}/package", headers=officer).status_code == 410
 
@@ -314,7 +315,7 @@ def test_erasure_makes_an_earlier_access_package_unreadable_and_deletes_it(
     verify(client, mailbox, open_request(client, "erasure")["id"])
     assert client.get(f"/v1/requests/{access['id']}/package", headers=officer).status_code == 410
     with app.app_context():
-        assert purge_packages(utcnow()) == 1
+        assert purge_packages(current(), utcnow()) == 1
     assert list((Path(app.instance_path) / "exports").glob("*.sealed")) == []
 
 
@@ -335,7 +336,7 @@ def test_a_local_fault_leaves_the_request_in_progress_for_the_scheduler(
     assert view["systems"][0]["status"] == "pending" and "OSError" in view["systems"][0]["last_error"]
     monkeypatch.undo()
     with app.app_context():
-        assert process_requests(utcnow()) == 1
+        assert process_requests(current(), utcnow()) == 1
     assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "completed"
 
 
@@ -343,7 +344,7 @@ def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
         app: Flask, client: FlaskClient, writer: dict[str, str], admin: dict[str, str], mailbox: Mailbox) -> None:
     from sqlalchemy import select
 
-    from privacy.storage.database import db
+    from api.db import db
     from privacy.storage.models import HeldField, SubjectField
 
     subject_id = sign_up(client, writer)  # loyalty club: a contract, so bookkeeping applies
@@ -356,7 +357,7 @@ def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
         assert held["first_name"].until > utcnow() + dt.timedelta(days=2500)
         assert b"Anna" not in held["first_name"].ciphertext
         assert db.session.scalars(select(SubjectField).where(SubjectField.subject_id == subject_id)).all() == []
-        from privacy.context import current
+        from api.services import current
 
         h = held["first_name"]
         assert current().crypto.open_held(db.session, h.key_name, h.until, subject_id, "first_name",
@@ -371,7 +372,7 @@ def test_held_fields_and_their_key_are_destroyed_when_the_hold_ends(
         app: Flask, client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
     from sqlalchemy import select
 
-    from privacy.storage.database import db
+    from api.db import db
     from privacy.storage.models import HeldField, KeyringEntry
     from retention.jobs import release_legal_holds
 
@@ -381,12 +382,12 @@ def test_held_fields_and_their_key_are_destroyed_when_the_hold_ends(
         held = db.session.scalars(select(HeldField).where(HeldField.subject_id == subject_id)).one()
         until, key_name = held.until, held.key_name
         db.session.rollback()
-        assert release_legal_holds(until - dt.timedelta(days=1)) == 0
-        assert release_legal_holds(until + dt.timedelta(seconds=1)) == 1
+        assert release_legal_holds(current(), until - dt.timedelta(days=1)) == 0
+        assert release_legal_holds(current(), until + dt.timedelta(seconds=1)) == 1
         assert db.session.scalars(select(HeldField)).all() == []
         assert db.session.get(KeyringEntry, key_name) is not None  # the month is not over yet
         db.session.rollback()
-        release_legal_holds(until + dt.timedelta(days=32))
+        release_legal_holds(current(), until + dt.timedelta(days=32))
         assert db.session.get(KeyringEntry, key_name) is None
 
 
@@ -561,9 +562,9 @@ def test_every_worker_shares_one_count_in_the_database(make_app: Any) -> None:
 def test_rate_limit_counters_hold_no_address_and_are_purged(make_app: Any) -> None:
     from sqlalchemy import select
 
-    from privacy.storage.database import db
+    from api.db import db
+    from api.ratelimits import purge_expired as purge_rate_limits
     from privacy.storage.models import RateLimitCounter
-    from retention.jobs import purge_rate_limits
 
     app = make_app()
     client = app.test_client()
@@ -573,8 +574,8 @@ def test_rate_limit_counters_hold_no_address_and_are_purged(make_app: Any) -> No
         keys = list(db.session.scalars(select(RateLimitCounter.key)))
         assert keys and not any("203.0.113.77" in k or "email:" in k for k in keys)
         db.session.rollback()
-        assert purge_rate_limits(utcnow()) == 0
-        assert purge_rate_limits(utcnow() + dt.timedelta(days=2)) == len(keys)
+        assert purge_rate_limits(current(), utcnow()) == 0
+        assert purge_rate_limits(current(), utcnow() + dt.timedelta(days=2)) == len(keys)
 
 
 def test_requests_are_rate_limited_per_ip(make_app: Any) -> None:
@@ -594,7 +595,7 @@ def test_requests_are_rate_limited_per_ip(make_app: Any) -> None:
 def _statements_of(app: Flask, client: FlaskClient, email: str) -> list[str]:
     from sqlalchemy import event
 
-    from privacy.storage.database import db
+    from api.db import db
 
     seen: list[str] = []
     with app.app_context():
@@ -625,8 +626,8 @@ def test_intake_takes_about_as_long_for_known_and_unknown_addresses(make_app: An
     import statistics
     import time
 
+    from api.services import unit_of_work
     from privacy.apikeys import create_key
-    from privacy.storage.database import unit_of_work
 
     app = make_app(REQUEST_LIMIT_IP="1000 per minute", REQUEST_LIMIT_EMAIL="1000 per minute")
     client = app.test_client()
@@ -665,8 +666,8 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
     client = app.test_client()
     mailbox = Mailbox(app)
     with app.app_context():
+        from api.services import unit_of_work
         from privacy.apikeys import create_key
-        from privacy.storage.database import unit_of_work
 
         with unit_of_work() as session:
             _, officer_token = create_key(session, "officer", ["requests:manage"], "test", utcnow())
@@ -681,11 +682,11 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
     with app.app_context():
         from sqlalchemy import update
 
-        from privacy.storage.database import db
+        from api.db import db
         from privacy.storage.models import RequestTask
 
-        assert process_requests(utcnow()) == 0
+        assert process_requests(current(), utcnow()) == 0
         db.session.execute(update(RequestTask).where(RequestTask.system == "crm").values(status="succeeded"))
         db.session.commit()
-        assert process_requests(utcnow()) == 1
+        assert process_requests(current(), utcnow()) == 1
     assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "completed"

@@ -9,8 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
+from api.db import db
+from api.services import current
 from privacy.context import utcnow
-from privacy.storage.database import db
 from retention.jobs import expire_consents, purge_confirmations, purge_idempotency_keys
 from retention.scheduler import build_scheduler, run_job
 from tests.conftest import SIGNUP, Mailbox, local_path
@@ -22,9 +23,9 @@ def test_consent_past_its_validity_is_denied_and_then_expired_in_the_ledger(
     sid = client.post("/v1/consents", json=body, headers=writer).json["subject_id"]
     later = utcnow() + dt.timedelta(days=731)  # profiling consent is valid 730 days
     with app.app_context():
-        assert expire_consents(utcnow()) == 0
-        assert expire_consents(later) == 1
-        assert expire_consents(later) == 0  # idempotent
+        assert expire_consents(current(), utcnow()) == 0
+        assert expire_consents(current(), later) == 1
+        assert expire_consents(current(), later) == 0  # idempotent
     state = client.get(f"/v1/subjects/{sid}/consents", headers=reader).json["consents"]
     assert state["profiling"]["status"] == "expired"
     assert state["loyalty_club"]["status"] == "granted"  # a contract does not lapse
@@ -46,7 +47,7 @@ def test_the_expiry_finds_lapsed_consents_through_the_index_of_granted_ones(
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", capture)
         try:
-            assert expire_consents(utcnow() + dt.timedelta(days=731)) == 1
+            assert expire_consents(current(), utcnow() + dt.timedelta(days=731)) == 1
         finally:
             event.remove(db.engine, "before_cursor_execute", capture)
         statement, parameters = seen[0]
@@ -60,7 +61,7 @@ def test_renewing_an_expired_consent_grants_it_again(app: Flask, client: FlaskCl
     body = {**SIGNUP, "purposes": {"profiling": True}}
     client.post("/v1/consents", json=body, headers=writer)
     with app.app_context():
-        expire_consents(utcnow() + dt.timedelta(days=800))
+        expire_consents(current(), utcnow() + dt.timedelta(days=800))
     r = client.post("/v1/consents", json=body, headers=writer)
     assert r.json["consents"]["profiling"]["status"] == "granted"
 
@@ -74,17 +75,17 @@ def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient
     link = local_path(mailbox.link(mailbox.to(SIGNUP["subject"]["email"])[0], "/confirm/"))
     assert client.post(link).status_code == 200
     with app.app_context():
-        assert purge_idempotency_keys(utcnow()) == 0
-        assert purge_idempotency_keys(utcnow() + dt.timedelta(hours=25)) == 1
-        assert purge_confirmations(utcnow()) == 0  # a used link stays refused until it expires
+        assert purge_idempotency_keys(current(), utcnow()) == 0
+        assert purge_idempotency_keys(current(), utcnow() + dt.timedelta(hours=25)) == 1
+        assert purge_confirmations(current(), utcnow()) == 0  # a used link stays refused until it expires
     assert client.post(link, headers=JSON).json["error"]["code"] == "token_used"
     with app.app_context():
-        assert purge_confirmations(utcnow() + dt.timedelta(days=15)) == 1
+        assert purge_confirmations(current(), utcnow() + dt.timedelta(days=15)) == 1
 
 
 def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     scheduler = build_scheduler(app)
     assert sorted(j.id for j in scheduler.get_jobs()) == [
         "expire_consents", "expire_requests", "forget_closed_requests", "process_requests", "purge_confirmations",
-        "purge_idempotency_keys", "purge_packages", "purge_rate_limits", "release_legal_holds", "send_mail"]
+        "purge_idempotency_keys", "purge_packages", "release_legal_holds", "send_mail"]
     assert run_job(app, "expire_consents", expire_consents) == 0

@@ -7,7 +7,8 @@ import zipfile
 
 import pytest
 
-from privacy.crypto.keys import CryptoError, SealedWriter, new_file_key, open_sealed
+from privacy.crypto.keys import CryptoError
+from privacy.crypto.sealed_files import SealedWriter, new_file_key, open_sealed
 
 CHUNK = 64
 HEADER = 8  # format byte + nonce prefix

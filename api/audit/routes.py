@@ -8,9 +8,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from api.auth import BEARER, requires
+from api.db import db
 from privacy.ledger import audit_entries, verification
 from privacy.policy.validation import StrictSchema
-from privacy.storage.database import db
 
 blp = Blueprint("audit", __name__, url_prefix="/v1/audit", description="Audit trail")
 

@@ -9,8 +9,8 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from api.db import db
 from privacy.errors import Unavailable
-from privacy.storage.database import db
 
 blp = Blueprint("health", __name__, url_prefix="/healthz", description="Health")
 

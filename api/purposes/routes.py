@@ -9,10 +9,8 @@ from flask_smorest import Blueprint
 
 from api.auth import BEARER, current_principal, requires
 from api.purposes.schemas import PurposeBodySchema, PurposeListSchema, PurposeOutSchema
-from api.services import now
-from privacy.context import current
+from api.services import current, now
 from privacy.policy.catalogue import list_purposes, put_purpose
-from privacy.storage.database import db
 
 blp = Blueprint("purposes", __name__, url_prefix="/v1/purposes", description="Purposes and notices")
 
@@ -24,7 +22,7 @@ class Purposes(MethodView):
     @blp.response(200, PurposeListSchema)
     def get(self) -> dict[str, Any]:
         """The declared purposes with their current notice version."""
-        return {"purposes": list_purposes(db.session())}
+        return {"purposes": list_purposes(current().database)}
 
 
 @blp.route("/<code>")
@@ -34,6 +32,6 @@ class PurposeItem(MethodView):
     @blp.response(200, PurposeOutSchema)
     def put(self, code: str) -> dict[str, Any]:
         """Create or replace a purpose; a changed notice text makes a new notice version."""
-        put_purpose(current().policy, code, request.get_json(), current_principal().actor, now())
-        return next(p for p in list_purposes(db.session()) if p["code"] == code)
+        put_purpose(current().database, current().policy, code, request.get_json(), current_principal().actor, now())
+        return next(p for p in list_purposes(current().database) if p["code"] == code)
 

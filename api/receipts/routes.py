@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from privacy.context import current
+from api.services import current
 
 blp = Blueprint("receipts", __name__, url_prefix="/v1/receipts", description="Consent receipts")
 

@@ -28,8 +28,8 @@ from privacy.ledger import append_consent_events_raw
 from privacy.mail.outbox import INSERT_MAIL, sealed_row
 from privacy.policy.catalogue import Catalogue
 from privacy.policy.file import PurposeDef
-from privacy.storage.database import Prepared, RawTransaction, prepare
 from privacy.storage.models import ConsentState, Subject, SubjectField, Suppression
+from privacy.storage.statements import Prepared, RawTransaction, prepare
 
 ACTIVE = ("granted", "pending")
 

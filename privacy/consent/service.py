@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal, select
+from sqlalchemy import bindparam, delete, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,19 +25,11 @@ from privacy.context import PrivacyContext, as_json_time
 from privacy.crypto.keys import Crypto, token_hash
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.ledger import append_audit, append_consent_events, timestamp
-from privacy.policy.catalogue import Catalogue, load_catalogue
+from privacy.policy.catalogue import Catalogue, cached_catalogue, catalogue_as_of, load_catalogue, read_stamp
 from privacy.policy.fields import FieldValueError, normalise
-from privacy.storage.database import (
-    AnySession,
-    RawTransaction,
-    db,
-    in_transaction,
-    raw_connection,
-    raw_read,
-    raw_write,
-    unit_of_work,
-)
+from privacy.storage.database import in_transaction
 from privacy.storage.models import Confirmation, ConsentEvent, ConsentState, IdempotencyRecord, Subject, SubjectField
+from privacy.storage.statements import RawTransaction
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +39,7 @@ IDEMPOTENCY_OF = select(_IK.c.request_hash, _IK.c.status_code, _IK.c.response).w
 INSERT_IDEMPOTENCY = insert(_IK)
 CHECK_CHUNK = 10_000
 WRITE_ATTEMPTS = 3
+IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
 
 @dataclass
@@ -118,8 +111,9 @@ def _age_on(birth: dt.date, today: dt.date) -> int:
 
 
 class ConsentService:
-    def __init__(self, session: AnySession, ctx: PrivacyContext) -> None:
-        self.session = session
+    def __init__(self, ctx: PrivacyContext) -> None:
+        self.database = ctx.database
+        self.session = ctx.database.session
         self.ctx = ctx
 
     # --- recording ----------------------------------------------------------------
@@ -132,23 +126,28 @@ class ConsentService:
         the first answer again, a repeat with another body is a conflict.
         """
         try:
-            catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session), now)
+            catalogue, values, wishes, notices = self._prepare(cmd, cached_catalogue(self.database), now)
         except InvalidInput:
             # Another process may have just added the purpose or notice version: look again.
-            catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.session, fresh=True), now)
+            catalogue, values, wishes, notices = self._prepare(cmd, load_catalogue(self.database), now)
         planner = Planner(self.ctx)
         fingerprint = cmd.fingerprint(self.ctx.crypto) if idempotency else ""
-        engine = db.engine  # looked up once: Flask-SQLAlchemy finds it through the app context
-        dialect = engine.dialect
+        database = self.database
+        dialect = database.dialect
         integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
-        with raw_connection(engine) as conn:  # one pool checkout for the read and the write
+        with database.raw_connection() as conn:  # one pool checkout for the read and the write
             for attempt in range(WRITE_ATTEMPTS):
                 if in_transaction(self.session):
                     self.session.rollback()  # (a catalogue look-up) no snapshot is held while writing
-                with raw_read(engine, conn) as reader:
+                with database.raw_read(conn) as reader:
+                    stamp = read_stamp(reader.cursor)
                     subject = planner.find_subject(reader, values, cmd.subject_id)
                     self._check_subject(subject, cmd, values)
                     known = planner.current(reader, subject)
+                if stamp != catalogue.stamp:  # a purpose changed since this process last read them
+                    catalogue, values, wishes, notices = self._prepare(
+                        cmd, catalogue_as_of(database, stamp), now)
+                    self.session.rollback()
                 # No snapshot is held while planning (signing and sealing take about 0.2 ms):
                 # a SQLite reader pins the WAL frames after its snapshot, which a checkpoint
                 # cannot copy while the reader lasts.
@@ -156,7 +155,7 @@ class ConsentService:
                 plan = planner.plan(subject, known, cmd.source, values, wishes, notices, catalogue, now)
                 rows = prepare_rows(plan, now, dialect)
                 try:
-                    with raw_write(engine, conn) as tx:
+                    with database.raw_write(conn) as tx:
                         if idempotency:
                             replay = self._replay(tx, idempotency, fingerprint)
                             if replay is not None:
@@ -282,7 +281,7 @@ class ConsentService:
         if link is None and not confirm_links.is_legacy(token):
             raise NotFound("unknown confirmation link", {"token": ["unknown"]})
         digest = token_hash(token)
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             conf = session.get(Confirmation, digest)
             if conf is None and link is not None:
                 subject = session.get(Subject, link.subject_id)
@@ -312,7 +311,7 @@ class ConsentService:
     def _move(self, session: Session, states: list[ConsentState], action: str, status: str,
               source: dict[str, Any], now: dt.datetime) -> None:
         """Append one ledger event per state and move the states along, in one go."""
-        catalogue = load_catalogue(session)
+        catalogue = load_catalogue(self.database)
         rows = append_consent_events(session, [
             {"subject_id": s.subject_id, "purpose": s.purpose, "action": action, "status": status,
              "notice_version": s.notice_version, "recorded_at": now, "source": json.dumps(source, sort_keys=True),
@@ -340,7 +339,7 @@ class ConsentService:
         """One-click withdrawal from a mailed link (RFC 8058): as easy as giving."""
         if not self.ctx.crypto.check_link_token(token, "withdraw", subject_id, purpose):
             raise NotFound("unknown withdraw link", {"token": ["does not match"]})
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             state = session.get(ConsentState, (subject_id, purpose))
             if state is None or state.status not in ACTIVE:
                 return {"subject_id": subject_id, "purpose": purpose, "status": state.status if state else "none"}
@@ -359,7 +358,7 @@ class ConsentService:
 
     def states(self, subject_id: str, now: dt.datetime) -> dict[str, Any]:
         self._subject(subject_id)
-        catalogue = load_catalogue(self.session)
+        catalogue = load_catalogue(self.database)
         rows = self.session.scalars(select(ConsentState).where(ConsentState.subject_id == subject_id))
         return {"subject_id": subject_id,
                 "consents": {s.purpose: state_view(s, catalogue.purposes.get(s.purpose), now) for s in rows}}
@@ -379,9 +378,7 @@ class ConsentService:
     def check(self, purpose_code: str, now: dt.datetime, emails: list[str] | None = None,
               subject_ids: list[str] | None = None) -> dict[str, Any]:
         """Who may be contacted for a purpose: set-based, in chunks, never a query per input."""
-        purpose = load_catalogue(self.session).purposes.get(purpose_code)
-        if purpose is None:
-            purpose = load_catalogue(self.session, fresh=True).purposes.get(purpose_code)
+        purpose = load_catalogue(self.database).purposes.get(purpose_code)
         if purpose is None:
             raise InvalidInput.field("purpose", f"'{purpose_code}' is not a declared purpose")
         inputs = emails if emails is not None else subject_ids or []
@@ -405,7 +402,7 @@ class ConsentService:
             normal = normalise("email", email)
         except FieldValueError as exc:
             raise InvalidInput.field("email", str(exc)) from exc
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             subject = session.scalars(
                 select(Subject).where(Subject.email_index == self.ctx.crypto.blind_index(normal))).one_or_none()
             if subject is None or subject.wrapped_key is None:
@@ -421,14 +418,14 @@ class ConsentService:
 
     def expire(self, now: dt.datetime, batch_size: int = 1000) -> int:
         """Append an ``expired`` event for every consent past its validity; returns a count."""
-        catalogue = load_catalogue(self.session)
+        catalogue = load_catalogue(self.database)
         total = 0
         for purpose in catalogue.purposes.values():
             if not purpose.consent_valid_days:
                 continue
             cutoff = now - dt.timedelta(days=purpose.consent_valid_days)
             while True:
-                with unit_of_work() as session:
+                with self.database.unit_of_work() as session:
                     # 'granted' written into the SQL, not bound: a plan PostgreSQL keeps
                     # for any value could not use the index of granted states (partial).
                     states = list(session.scalars(select(ConsentState).where(
@@ -441,3 +438,22 @@ class ConsentService:
                 if len(states) < batch_size:
                     break
         return total
+
+    # --- clean-ups (run by the scheduler) ----------------------------------------------
+
+    def purge_idempotency_records(self, now: dt.datetime) -> int:
+        """Forget stored answers to Idempotency-Keys older than ``IDEMPOTENCY_TTL`` (they hold
+        no personal data); a repeat after that is recorded as a new request."""
+        with self.database.unit_of_work() as session:
+            result = session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - IDEMPOTENCY_TTL))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def purge_confirmations(self, now: dt.datetime) -> int:
+        """Drop the rows of expired double opt-in links; pending consents stay pending.
+
+        A used link's row is kept until the link expires: it is what refuses a second click.
+        An expired link is refused by its own date, stored or not."""
+        with self.database.unit_of_work() as session:
+            result = session.execute(delete(Confirmation).where(Confirmation.expires_at < now))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
 
 from privacy.consent.mail import DOUBLE_OPT_IN, double_opt_in_mail
 from privacy.context import PrivacyContext
@@ -23,7 +22,7 @@ from privacy.crypto.keys import Crypto, CryptoError
 from privacy.ids import new_id
 from privacy.mail.mailer import OutgoingMail
 from privacy.policy.catalogue import load_catalogue
-from privacy.storage.database import unit_of_work
+from privacy.storage.database import Database
 from privacy.storage.models import DataRequest, OutboxMail, Subject
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,10 @@ def _backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LAST_RETRY)
 
 
-def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, limit: int = 200) -> int:
+def deliver_pending(ctx: PrivacyContext, now: dt.datetime, limit: int = 200) -> int:
     """Send the mails that are due; returns how many were sent."""
-    with unit_of_work() as tx:
+    database, session = ctx.database, ctx.database.session
+    with database.unit_of_work() as tx:
         due = select(_O.c.id).where(_O.c.next_attempt_at <= now).order_by(_O.c.created_at).limit(limit)
         ids = list(tx.scalars(due.with_for_update(skip_locked=True)))
         if ids:
@@ -85,37 +85,37 @@ def deliver_pending(session: Session, ctx: PrivacyContext, now: dt.datetime, lim
             content = json.loads(ctx.crypto.decrypt_field(key, owner.id, _context(mail_id), row.sealed))
         except CryptoError:
             log.warning("outbox mail %s can no longer be opened (subject key destroyed); dropped", mail_id)
-            _finish(mail_id)
+            _finish(database, mail_id)
             continue
         try:
-            ctx.mailer.send(_written(content, ctx, session))
+            ctx.mailer.send(_written(content, ctx))
         except Exception as exc:  # any delivery failure: back off and try again later
-            _retry(mail_id, row.attempts + 1, type(exc).__name__, now)
+            _retry(database, mail_id, row.attempts + 1, type(exc).__name__, now)
             continue
-        _finish(mail_id)
+        _finish(database, mail_id)
         sent += 1
     session.rollback()
     return sent
 
 
-def _written(content: dict[str, Any], ctx: PrivacyContext, session: Session) -> OutgoingMail:
+def _written(content: dict[str, Any], ctx: PrivacyContext) -> OutgoingMail:
     """The mail a sealed outbox entry holds, written from its note if it is one."""
     template = content.get("template")
     if template is None:
         return OutgoingMail(to=content["to"], subject=content["subject"], text=content["text"],
                             html=content["html"], headers=content["headers"])
     if template == DOUBLE_OPT_IN:
-        return double_opt_in_mail(ctx, load_catalogue(session), content)
+        return double_opt_in_mail(ctx, load_catalogue(ctx.database), content)
     raise ValueError(f"unknown mail template {template!r}")
 
 
-def _finish(mail_id: str) -> None:
-    with unit_of_work() as tx:
+def _finish(database: Database, mail_id: str) -> None:
+    with database.unit_of_work() as tx:
         tx.execute(delete(_O).where(_O.c.id == mail_id))
 
 
-def _retry(mail_id: str, attempts: int, error: str, now: dt.datetime) -> None:
-    with unit_of_work() as tx:
+def _retry(database: Database, mail_id: str, attempts: int, error: str, now: dt.datetime) -> None:
+    with database.unit_of_work() as tx:
         if attempts >= MAX_ATTEMPTS:
             log.error("outbox mail %s failed %d times (%s); dropped", mail_id, attempts, error)
             tx.execute(delete(_O).where(_O.c.id == mail_id))

@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import re
-import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +24,10 @@ from sqlalchemy.orm import Session
 from privacy.errors import InvalidInput
 from privacy.ledger import append_audit
 from privacy.policy.file import CODE_PATTERN, Policy, PurposeDef, flatten_errors, validate_purpose_body
-from privacy.storage.database import AnySession, bind_of, unit_of_work
+from privacy.storage.database import AnySession, Database
 from privacy.storage.models import NoticeVersion, Purpose
 
 log = logging.getLogger(__name__)
-STAMP_QUERY = select(Purpose.code, Purpose.updated_at).order_by(Purpose.code)
 
 
 def text_hash(text: str) -> str:
@@ -42,58 +40,66 @@ class Catalogue:
 
     purposes: dict[str, PurposeDef]
     notices: dict[str, dict[str, str]]  # purpose -> version -> text hash
+    stamp: tuple[tuple[Any, ...], ...] = ()  # (code, updated_at) of every purpose, as the database returns them
 
     def notice_hash(self, purpose: str, version: str) -> str | None:
         return self.notices.get(purpose, {}).get(version)
 
 
-CATALOGUE_MAX_AGE_S = 2.0
+STAMP_SQL = "SELECT code, updated_at FROM purposes ORDER BY code"
+"""What says whether the catalogue changed: every write to a purpose moves its
+``updated_at``. Read raw (no type conversion), it costs a few microseconds, so every
+request that needs the catalogue can afford to ask."""
+
+_cache: weakref.WeakKeyDictionary[Engine, Catalogue] = weakref.WeakKeyDictionary()  # per database
 
 
-@dataclass
-class _CacheEntry:
-    stamp: tuple[tuple[str, dt.datetime], ...]
-    catalogue: Catalogue
-    checked: float
+def read_stamp(cursor: Any) -> tuple[tuple[Any, ...], ...]:
+    """The catalogue's stamp read on a DBAPI cursor, inside a caller's read transaction."""
+    cursor.execute(STAMP_SQL)
+    return tuple(tuple(row) for row in cursor.fetchall())
 
 
-_cache: weakref.WeakKeyDictionary[Engine, _CacheEntry] = weakref.WeakKeyDictionary()  # per database
+def load_catalogue(database: Database) -> Catalogue:
+    """The purposes in force now: one stamp query, and a re-read only when a purpose changed.
 
-
-def load_catalogue(session: AnySession, fresh: bool = False) -> Catalogue:
-    """The purposes in force, parsed once per change and shared by the requests of a process.
-
-    Within ``CATALOGUE_MAX_AGE_S`` of the last look the cached copy is used as it is;
-    after that one small stamp query (code, updated_at) says whether to re-read. A change
-    made in this process drops the cache at once; another process sees it within the
-    max age, and ``fresh=True`` (used before refusing an unknown purpose or notice
-    version) always looks.
+    The parsed catalogue is shared by the requests of a process; a change made by any
+    process is seen by the next request that asks.
     """
-    engine = bind_of(session)
-    entry = _cache.get(engine)
-    clock = time.monotonic()
-    if entry is not None and not fresh and clock - entry.checked < CATALOGUE_MAX_AGE_S:
-        return entry.catalogue
-    stamp = tuple((code, at) for code, at in session.execute(STAMP_QUERY))
-    if entry is None or entry.stamp != stamp:
-        entry = _CacheEntry(stamp, _read_catalogue(session), clock)
-        _cache[engine] = entry
-    entry.checked = clock
-    return entry.catalogue
+    stamp = tuple(tuple(row) for row in database.session.connection().exec_driver_sql(STAMP_SQL))
+    return catalogue_as_of(database, stamp)
+
+
+def cached_catalogue(database: Database) -> Catalogue:
+    """The catalogue this process read last, without asking the database; the caller checks
+    its stamp later (the sign-up does, inside its own read transaction, with
+    :func:`read_stamp`)."""
+    cached = _cache.get(database.engine)
+    return cached if cached is not None else load_catalogue(database)
+
+
+def catalogue_as_of(database: Database, stamp: tuple[tuple[Any, ...], ...]) -> Catalogue:
+    """The catalogue whose stamp is ``stamp``: the cached one, or read afresh."""
+    cached = _cache.get(database.engine)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    catalogue = _read_catalogue(database.session, stamp)
+    _cache[database.engine] = catalogue
+    return catalogue
 
 
 def forget_catalogue() -> None:
     _cache.clear()
 
 
-def _read_catalogue(session: AnySession) -> Catalogue:
+def _read_catalogue(session: AnySession, stamp: tuple[tuple[Any, ...], ...]) -> Catalogue:
     purposes = {row.code: PurposeDef.from_data(json.loads(row.definition)) for row in session.scalars(select(Purpose))}
     notices: dict[str, dict[str, str]] = {}
     for code, version, digest in session.execute(
         select(NoticeVersion.purpose_code, NoticeVersion.version, NoticeVersion.text_hash)
     ):
         notices.setdefault(code, {})[version] = digest
-    return Catalogue(purposes, notices)
+    return Catalogue(purposes, notices, stamp)
 
 
 def _record_notice(session: Session, purpose: PurposeDef, now: dt.datetime) -> PurposeDef:
@@ -154,7 +160,8 @@ def sync_from_policy(session: Session, policy: Policy, now: dt.datetime) -> None
         log.info("policy sync raced with another process; keeping its result")
 
 
-def put_purpose(policy: Policy, code: str, body: Any, actor: str, now: dt.datetime) -> PurposeDef:
+def put_purpose(database: Database, policy: Policy, code: str, body: Any, actor: str, now: dt.datetime
+                ) -> PurposeDef:
     """Create or replace a purpose from the admin API, in its own audited transaction."""
     if not isinstance(body, dict):
         raise InvalidInput.field("_body", "must be a JSON object")
@@ -164,7 +171,7 @@ def put_purpose(policy: Policy, code: str, body: Any, actor: str, now: dt.dateti
         purpose = validate_purpose_body(code, body, policy)
     except ValidationError as exc:
         raise InvalidInput.fields(flatten_errors(exc.messages)) from exc
-    with unit_of_work() as session:
+    with database.unit_of_work() as session:
         row = session.get(Purpose, code)
         file_entry = next((p for p in policy.purposes if p.code == code), None)
         file_digest = file_entry.digest() if file_entry else (row.file_digest if row else None)
@@ -186,8 +193,8 @@ def describe(purpose: PurposeDef, catalogue: Catalogue) -> dict[str, Any]:
     return data
 
 
-def list_purposes(session: Session) -> list[dict[str, Any]]:
+def list_purposes(database: Database) -> list[dict[str, Any]]:
     """Every stored purpose as the API shows it, ordered by code."""
-    catalogue = load_catalogue(session)
-    origins = {code: origin for code, origin in session.execute(select(Purpose.code, Purpose.origin))}
+    catalogue = load_catalogue(database)
+    origins = {code: origin for code, origin in database.session.execute(select(Purpose.code, Purpose.origin))}
     return [{**describe(p, catalogue), "origin": origins.get(code)} for code, p in sorted(catalogue.purposes.items())]

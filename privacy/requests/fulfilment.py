@@ -71,7 +71,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
     and a suppression entry keeps the blind index so that checks deny the person and a
     re-import cannot bring them back.
     """
-    crypto, catalogue = ctx.crypto, load_catalogue(session)
+    crypto, catalogue = ctx.crypto, load_catalogue(ctx.database)
     had = set(session.scalars(select(ConsentState.purpose).where(ConsentState.subject_id == subject.id)))
     dek = crypto.data_key(subject)
     fields = {f.name: f for f in session.scalars(select(SubjectField).where(SubjectField.subject_id == subject.id))}
@@ -92,7 +92,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
                          "key_name": key_name, "ciphertext": ciphertext, "created_at": now})
     if held:
         session.execute(insert(HeldField), held)
-    withdrawn = ConsentService(session, ctx).withdraw_for(session, subject.id, None, _source(request), now)
+    withdrawn = ConsentService(ctx).withdraw_for(session, subject.id, None, _source(request), now)
     session.execute(insert(Suppression), [{"email_index": subject.email_index, "subject_id": subject.id,
                                            "reason": "erasure", "request_id": request.id, "created_at": now}])
     forgotten = _forget_other_requests(session, subject, request, now)
@@ -143,7 +143,7 @@ def _forget_other_requests(session: Session, subject: Subject, request: DataRequ
 def rectify(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,
             changes: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     """Art. 16: apply corrected values, only for fields a purpose the subject holds needs."""
-    crypto, catalogue = ctx.crypto, load_catalogue(session)
+    crypto, catalogue = ctx.crypto, load_catalogue(ctx.database)
     active = set(session.scalars(select(ConsentState.purpose).where(
         ConsentState.subject_id == subject.id, ConsentState.status.in_(sorted(ACTIVE)))))
     needed = {f for code in active if code in catalogue.purposes for f in catalogue.purposes[code].fields}
@@ -186,7 +186,7 @@ def restrict(session: Session, subject: Subject, request: DataRequest, restricte
 def object_to(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,
               purposes: list[str], now: dt.datetime) -> dict[str, Any]:
     """Art. 21(2)-(3): the named purposes are withdrawn at once, on every channel."""
-    withdrawn = ConsentService(session, ctx).withdraw_for(session, subject.id, purposes, _source(request), now)
+    withdrawn = ConsentService(ctx).withdraw_for(session, subject.id, purposes, _source(request), now)
     summary = {"request": request.id, "purposes": purposes, "withdrawn": withdrawn}
     append_audit(session, ACTOR, "subject.objected", now, target=subject.id, details=summary)
     return summary
@@ -201,7 +201,7 @@ def collect(session: Session, ctx: PrivacyContext, subject: Subject | None, requ
     ``consent_history`` is a generator over the ledger, so a long history is streamed
     into the package rather than held in memory.
     """
-    catalogue = load_catalogue(session)
+    catalogue = load_catalogue(ctx.database)
     policy = ctx.policy
     purposes = catalogue.purposes
     if portability:  # Art. 20: only what the subject gave under consent or contract

@@ -19,12 +19,12 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from privacy.context import PrivacyContext, as_json_time
+from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.crypto.keys import token_hash
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.ledger import append_audit, timestamp
@@ -35,7 +35,6 @@ from privacy.policy.fields import FieldValueError, normalise
 from privacy.requests import fulfilment
 from privacy.requests import mail as request_mail
 from privacy.requests.deadlines import extended, one_month_after, time_zone
-from privacy.storage.database import unit_of_work
 from privacy.storage.models import AuditEntry, DataRequest, ExportPackage, RequestTask, RequestToken, Subject
 
 log = logging.getLogger(__name__)
@@ -63,17 +62,6 @@ LOCAL_ATTEMPTS = 5  # this service's own work is retried by the scheduler before
 DETAILS_KEPT = dt.timedelta(days=90)  # after closing: time to answer follow-up questions, then forget
 
 
-class Packager(Protocol):
-    """Writes and serves access packages (``exports.store.PackageStore``)."""
-
-    def build(self, package_id: str, key: bytes, kind: str, language: str, request: dict[str, Any],
-              data: dict[str, Any], now: dt.datetime) -> tuple[str, int]: ...
-
-    def open(self, file_name: str, key: bytes) -> Iterator[bytes]: ...
-
-    def delete(self, file_name: str) -> None: ...
-
-
 @dataclass
 class RequestCommand:
     """A customer's request as parsed from the HTTP body (shape only)."""
@@ -86,10 +74,11 @@ class RequestCommand:
 
 
 class RequestService:
-    def __init__(self, session: Session, ctx: PrivacyContext, packager: Packager | None = None) -> None:
-        self.session = session
+    def __init__(self, ctx: PrivacyContext, packager: Packager | None = None) -> None:
+        self.database = ctx.database
+        self.session = ctx.database.session
         self.ctx = ctx
-        self.packager = packager
+        self.packager = packager if packager is not None else ctx.packages
         self.tz = time_zone(ctx.policy.controller.get("time_zone") or "Europe/Stockholm")
 
     # --- intake ---------------------------------------------------------------------
@@ -102,7 +91,7 @@ class RequestService:
         key, wrapped = crypto.new_request_key(request_id)
         token = secrets.token_urlsafe(32)
         due = one_month_after(now, self.tz)
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             session.execute(insert(DataRequest), [{
                 "id": request_id, "type": cmd.type, "status": "pending_verification",
                 "email_index": crypto.blind_index(details["email"]), "subject_id": None, "wrapped_key": wrapped,
@@ -136,7 +125,7 @@ class RequestService:
         elif cmd.changes is not None:
             raise InvalidInput.field("changes", "only a rectification request carries changes")
         if cmd.type == "objection":
-            details["purposes"] = fulfilment.validate_purposes(load_catalogue(self.session), cmd.purposes)
+            details["purposes"] = fulfilment.validate_purposes(load_catalogue(self.database), cmd.purposes)
         elif cmd.purposes is not None:
             raise InvalidInput.field("purposes", "only an objection names purposes")
         return details
@@ -146,7 +135,7 @@ class RequestService:
     def verify(self, request_id: str, token: str, now: dt.datetime) -> dict[str, Any]:
         """Follow the mailed link: the request is verified and its work planned and started.
         Returns what the customer may see of it."""
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             self._use_token(session, request, token, "verify", now)
             if request.status != "pending_verification":
@@ -160,7 +149,7 @@ class RequestService:
             systems = self._plan_tasks(session, request, now)
             self._move(session, request, "in_progress", LOCAL_SYSTEM, now, {"systems": systems})
         self._advance(request_id, now)
-        view = self._view(self._request(self.session, request_id))
+        view = self._view(self._request(self.session(), request_id))
         return {k: view[k] for k in CUSTOMER_VIEW}  # no history, no subject id
 
     def _advance(self, request_id: str, now: dt.datetime) -> bool:
@@ -200,7 +189,7 @@ class RequestService:
 
     def run_local(self, request_id: str, now: dt.datetime) -> str | None:
         """Do this service's share of a verified request; returns the task's outcome."""
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             task = session.scalars(select(RequestTask).where(RequestTask.request_id == request_id,
                                                              RequestTask.system == LOCAL_SYSTEM)).one_or_none()
@@ -251,7 +240,7 @@ class RequestService:
 
     def complete_if_ready(self, request_id: str, now: dt.datetime) -> bool:
         """Close a request whose every task has an outcome; build and mail what it asked for."""
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             if request.status != "in_progress":
                 return False
@@ -318,7 +307,7 @@ class RequestService:
     def extend(self, request_id: str, days: int, reason: str, actor: str, now: dt.datetime) -> dict[str, Any]:
         """Art. 12(3): one extension of up to two months, while the first month runs, mailed with its reason."""
         reason = _reason(reason)
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             if request.status not in TRANSITIONS:
                 raise Conflict(f"the request is {request.status}", {"status": [request.status]}, code="request_closed")
@@ -347,7 +336,7 @@ class RequestService:
     def reject(self, request_id: str, reason: str, actor: str, now: dt.datetime) -> dict[str, Any]:
         """Refuse a request (Art. 12(4)): mailed with its reason and the right to complain."""
         reason = _reason(reason)
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             details = self._details(request)
             details["rejection_reason"] = reason
@@ -370,7 +359,7 @@ class RequestService:
         The notice goes into the outbox in the transaction that lifts it, ahead of it.
         """
         reason = _reason(reason)
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             if request.type != "restriction" or request.status not in ("completed", "partially_completed"):
                 raise Conflict("only a completed restriction request can be lifted", {"type": [request.type]},
@@ -391,7 +380,7 @@ class RequestService:
     # --- packages -------------------------------------------------------------------
 
     def package_for_officer(self, request_id: str, actor: str, now: dt.datetime) -> tuple[str, Iterator[bytes]]:
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             package = self._package(session, request, now)
             append_audit(session, actor, "request.package_downloaded", now, target=request.id,
@@ -400,7 +389,7 @@ class RequestService:
 
     def download(self, request_id: str, token: str, now: dt.datetime) -> tuple[str, Iterator[bytes]]:
         """The customer's expiring link, which works a limited number of times."""
-        with unit_of_work() as session:
+        with self.database.unit_of_work() as session:
             request = self._request(session, request_id, lock=True)
             row = self._use_token(session, request, token, "download", now)
             package = self._package(session, request, now)
@@ -425,7 +414,7 @@ class RequestService:
 
     def get(self, request_id: str) -> dict[str, Any]:
         """One request with each system's status and its history (from the audit log)."""
-        request = self._request(self.session, request_id)
+        request = self._request(self.session(), request_id)
         tasks = self.session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)
                                      .order_by(RequestTask.created_at, RequestTask.system))
         history = self.session.scalars(select(AuditEntry).where(AuditEntry.target == request_id)
@@ -477,7 +466,7 @@ class RequestService:
             DataRequest.status == "pending_verification", DataRequest.received_at <= cutoff)))
         self.session.rollback()
         for request_id in ids:
-            with unit_of_work() as session:
+            with self.database.unit_of_work() as session:
                 request = self._request(session, request_id, lock=True)
                 if request.status == "pending_verification":
                     self._move(session, request, "expired", LOCAL_SYSTEM, now)
@@ -503,12 +492,17 @@ class RequestService:
             func.coalesce(DataRequest.completed_at, DataRequest.updated_at) <= cutoff)))
         self.session.rollback()
         for request_id in ids:
-            with unit_of_work() as session:
+            with self.database.unit_of_work() as session:
                 request = self._request(session, request_id, lock=True)
                 request.wrapped_key = request.master_key_id = request.sealed = None
                 session.execute(update(RequestTask).where(RequestTask.request_id == request_id).values(result=None))
                 append_audit(session, LOCAL_SYSTEM, "request.details_destroyed", now, target=request_id)
         return len(ids)
+
+    def release_legal_holds(self, now: dt.datetime) -> dict[str, int]:
+        """Erase what erasures kept for a legal hold once the hold has ended, and destroy its keys."""
+        with self.database.unit_of_work() as session:
+            return fulfilment.release_expired_holds(session, now)
 
     def purge_packages(self, now: dt.datetime) -> int:
         """Delete the files of packages past their expiry."""
@@ -518,7 +512,7 @@ class RequestService:
         for package in rows:
             if self.packager is not None:
                 self.packager.delete(package.file_name)
-            with unit_of_work() as session:
+            with self.database.unit_of_work() as session:
                 live = session.get(ExportPackage, package.id)
                 if live is not None:
                     live.deleted_at = now

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -13,15 +13,31 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from privacy.storage.database import db
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Every table of the service, on one ``MetaData`` (the migrations compare against it)."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    __table__: ClassVar[Table]  # every model here is a plain table (statements are built on it)
+
 
 COMPACT: dict[str, Any] = {"sqlite_with_rowid": False}
 """Tables whose rows live in their primary key's B-tree on SQLite (``WITHOUT ROWID``):
@@ -55,7 +71,7 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-class Subject(db.Model):  # type: ignore[name-defined]
+class Subject(Base):
     """A data subject: a pseudonymous id, the blind index of the e-mail, a wrapped data key."""
 
     __tablename__ = "subjects"
@@ -72,7 +88,7 @@ class Subject(db.Model):  # type: ignore[name-defined]
     shredded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class SubjectField(db.Model):  # type: ignore[name-defined]
+class SubjectField(Base):
     """One personal field of a subject, AES-GCM ciphertext under the subject's data key."""
 
     __tablename__ = "subject_fields"
@@ -85,7 +101,7 @@ class SubjectField(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class MasterKey(db.Model):  # type: ignore[name-defined]
+class MasterKey(Base):
     """Fingerprints of master keys this database has known; only one is active."""
 
     __tablename__ = "master_keys"
@@ -95,7 +111,7 @@ class MasterKey(db.Model):  # type: ignore[name-defined]
     retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class KeyringEntry(db.Model):  # type: ignore[name-defined]
+class KeyringEntry(Base):
     """Service-wide secrets (blind-index root, receipt signing key), wrapped by the master key."""
 
     __tablename__ = "keyring"
@@ -106,7 +122,7 @@ class KeyringEntry(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class Purpose(db.Model):  # type: ignore[name-defined]
+class Purpose(Base):
     """A purpose as in the policy file; ``origin`` tells whether the file or the API set it."""
 
     __tablename__ = "purposes"
@@ -117,7 +133,7 @@ class Purpose(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class NoticeVersion(db.Model):  # type: ignore[name-defined]
+class NoticeVersion(Base):
     """Every notice text ever shown for a purpose, with its hash."""
 
     __tablename__ = "notice_versions"
@@ -130,7 +146,7 @@ class NoticeVersion(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class ChainHead(db.Model):  # type: ignore[name-defined]
+class ChainHead(Base):
     """The last sequence number and hash of a hash chain; locked to append."""
 
     __tablename__ = "chain_heads"
@@ -139,7 +155,7 @@ class ChainHead(db.Model):  # type: ignore[name-defined]
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class ConsentEvent(db.Model):  # type: ignore[name-defined]
+class ConsentEvent(Base):
     """The consent ledger: append-only and hash-chained. No foreign key: it outlives erasure."""
 
     __tablename__ = "consent_events"
@@ -157,7 +173,7 @@ class ConsentEvent(db.Model):  # type: ignore[name-defined]
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class ConsentState(db.Model):  # type: ignore[name-defined]
+class ConsentState(Base):
     """Current state per subject and purpose, written in the same transaction as the event."""
 
     __tablename__ = "consent_states"
@@ -177,7 +193,7 @@ class ConsentState(db.Model):  # type: ignore[name-defined]
     event_seq: Mapped[int] = mapped_column(BigInteger)
 
 
-class AuditEntry(db.Model):  # type: ignore[name-defined]
+class AuditEntry(Base):
     """Append-only, hash-chained log of admin and officer actions (no personal values)."""
 
     __tablename__ = "audit_log"
@@ -191,7 +207,7 @@ class AuditEntry(db.Model):  # type: ignore[name-defined]
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class ApiKey(db.Model):  # type: ignore[name-defined]
+class ApiKey(Base):
     """An API key: only the SHA-256 of the token is kept."""
 
     __tablename__ = "api_keys"
@@ -204,7 +220,7 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class IdempotencyRecord(db.Model):  # type: ignore[name-defined]
+class IdempotencyRecord(Base):
     """The stored answer to a request sent with an ``Idempotency-Key``."""
 
     __tablename__ = "idempotency_keys"
@@ -216,7 +232,7 @@ class IdempotencyRecord(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
 
 
-class Confirmation(db.Model):  # type: ignore[name-defined]
+class Confirmation(Base):
     """A used double opt-in link, under the hash of its token, kept until the link expires.
 
     A link says itself what it confirms (:mod:`privacy.consent.confirm_links`), so a sign-up stores
@@ -236,7 +252,7 @@ class Confirmation(db.Model):  # type: ignore[name-defined]
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class Receipt(db.Model):  # type: ignore[name-defined]
+class Receipt(Base):
     """A signed consent receipt as handed out, from before receipts stopped being stored.
 
     A receipt is the subject's copy: it proves itself with the published key
@@ -253,7 +269,7 @@ class Receipt(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class OutboxMail(db.Model):  # type: ignore[name-defined]
+class OutboxMail(Base):
     """A mail waiting to be sent, sealed under its subject's data key.
 
     Shredding the subject's key makes a queued mail unreadable, and deleting the subject
@@ -276,7 +292,7 @@ class OutboxMail(db.Model):  # type: ignore[name-defined]
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
-class DataRequest(db.Model):  # type: ignore[name-defined]
+class DataRequest(Base):
     """A data-subject request (Art. 15-18, 20, 21). Its history is the audit log (target = id).
 
     What the customer gave (e-mail, changes, purposes) is sealed under the request's own
@@ -301,7 +317,7 @@ class DataRequest(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class RequestToken(db.Model):  # type: ignore[name-defined]
+class RequestToken(Base):
     """A mailed link's token, stored only as its SHA-256: verification (single use) or download."""
 
     __tablename__ = "request_tokens"
@@ -313,7 +329,7 @@ class RequestToken(db.Model):  # type: ignore[name-defined]
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class RequestTask(db.Model):  # type: ignore[name-defined]
+class RequestTask(Base):
     """One system's share of a request: this service's own work, or a connected system's."""
 
     __tablename__ = "request_tasks"
@@ -330,7 +346,7 @@ class RequestTask(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class ExportPackage(db.Model):  # type: ignore[name-defined]
+class ExportPackage(Base):
     """An access or portability package: an encrypted zip under the instance folder."""
 
     __tablename__ = "packages"
@@ -344,7 +360,7 @@ class ExportPackage(db.Model):  # type: ignore[name-defined]
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
-class HeldField(db.Model):  # type: ignore[name-defined]
+class HeldField(Base):
     """A field an erasure had to keep for a legal hold (Art. 17(3)(b)), until the hold ends.
 
     Sealed under the hold's key for that end month (a keyring entry), so that destroying
@@ -361,7 +377,7 @@ class HeldField(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class Suppression(db.Model):  # type: ignore[name-defined]
+class Suppression(Base):
     """An erased person's blind index: checks deny it and a re-import cannot bring it back."""
 
     __tablename__ = "suppressions"
@@ -372,7 +388,7 @@ class Suppression(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
-class RateLimitCounter(db.Model):  # type: ignore[name-defined]
+class RateLimitCounter(Base):
     """A fixed-window rate-limit counter (see api.ratelimits); the key is a keyed MAC."""
 
     __tablename__ = "rate_limit_counters"
