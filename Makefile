@@ -3,8 +3,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+PIP := $(PYTHON) -m pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
@@ -17,38 +19,41 @@ help: ## Show this list of targets
 	@echo
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-15s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-install: ## Install the package in editable mode with test and lint extras
-	$(PIP) install -e '.[test,lint]'
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+install: $(PYTHON) ## Create .venv (once) and install the package in it, editable, with test and lint extras
+	$(PIP) install -q -e '.[test,lint]'
 
 run: install ## Migrate, load demo data, serve the API (gunicorn 127.0.0.1:8000) + scheduler; Ctrl-C stops both
-	privacy db upgrade
-	privacy demo
+	$(BIN)/privacy db upgrade
+	$(BIN)/privacy demo
 	@echo "Starting API on http://$(HOST):$(PORT) ($(WORKERS) workers) and the scheduler; Ctrl-C stops both"
 	@web=; sched=; \
 	stop() { trap - INT TERM EXIT; \
 	    for p in $$web $$sched; do kill -TERM $$p 2>/dev/null || true; done; \
 	    wait 2>/dev/null || true; }; \
 	trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; trap stop EXIT; \
-	privacy scheduler & sched=$$!; \
-	gunicorn -w $(WORKERS) -b $(HOST):$(PORT) wsgi:app & web=$$!; \
+	$(BIN)/privacy scheduler & sched=$$!; \
+	$(BIN)/gunicorn -w $(WORKERS) -b $(HOST):$(PORT) wsgi:app & web=$$!; \
 	rc=0; wait -n $$web $$sched || rc=$$?; \
 	echo "a process exited (status $$rc); stopping the other one"; \
 	exit $$rc
 
-test: ## Run the test suite (SQLite)
-	pytest $(PYTEST_ARGS)
+test: install ## Run the test suite (SQLite)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-postgres: ## Run the test suite against a throwaway PostgreSQL (.ci/postgres.sh)
+test-postgres: install ## Run the test suite against a throwaway PostgreSQL (.ci/postgres.sh)
 	@pg_env=$$(bash .ci/postgres.sh start); \
 	eval "$$pg_env"; \
 	trap 'bash .ci/postgres.sh stop "$$PRIVACY_CI_PG_DIR"' EXIT; \
 	echo "PRIVACY_TEST_DATABASE_URL=$$PRIVACY_TEST_DATABASE_URL"; \
-	pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: ## Run ruff and mypy
-	ruff check . && mypy privacy api retention exports
+lint: install ## Run ruff, mypy and the import-linter layer contracts
+	$(BIN)/ruff check . && $(BIN)/mypy privacy api retention exports && $(BIN)/lint-imports
 
-bench: ## Run the benchmarks (python -m bench, then python -m bench.requests)
+bench: install ## Run the benchmarks (python -m bench, then python -m bench.requests)
 	$(PYTHON) -m bench
 	$(PYTHON) -m bench.requests
 
