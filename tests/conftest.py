@@ -83,7 +83,7 @@ class Database:
                 conn.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY CASCADE"))
             engine.dispose()
             return self.url
-        target = tmp_path / "privacy.storage.database"
+        target = tmp_path / "privacy.db"
         shutil.copyfile(self.template, target)
         return f"sqlite:///{target}"
 

@@ -103,3 +103,25 @@ def test_the_api_version_wins_until_the_file_entry_changes(tmp_path: Path, make_
     changed = make_app(POLICY_FILE=str(policy)).test_client()
     marketing = _purposes(changed, admin)["marketing_email"]
     assert marketing["consent_valid_days"] == 365 and marketing["origin"] == "file"
+
+
+def test_a_changed_purpose_is_seen_at_once_by_every_worker(make_app: Callable[..., Flask],
+                                                           auth: Callable[..., dict[str, str]]) -> None:
+    # Two applications on one database stand for two gunicorn workers: each keeps its own caches.
+    first, second = make_app().test_client(), make_app().test_client()
+    admin, writer = auth("admin"), auth("consent:write")
+    before = _purposes(second, admin)["marketing_email"]
+    assert second.post("/v1/consents", json=SIGNUP, headers=writer).json["consents"]["marketing_email"][
+        "status"] == "pending"  # double opt-in, and the second worker's caches are now warm
+
+    body = _marketing_body(first, admin, double_opt_in=False, notice={"version": "2026-12-01", "text": NEW_TEXT})
+    assert first.put("/v1/purposes/marketing_email", json=body, headers=admin).status_code == 200
+
+    after = _purposes(second, admin)["marketing_email"]
+    assert after["notice"]["version"] == "2026-12-01" != before["notice"]["version"]
+    assert after["double_opt_in"] is False
+    again = {**SIGNUP, "subject": {**SIGNUP["subject"], "email": "bo@example.se"}, "notice_version": "2026-12-01",
+             "purposes": {"marketing_email": True}}
+    r = second.post("/v1/consents", json=again, headers=writer)
+    assert r.status_code == 201, r.json
+    assert r.json["consents"]["marketing_email"]["status"] == "granted"
