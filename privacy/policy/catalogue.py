@@ -88,10 +88,6 @@ def catalogue_as_of(database: Database, stamp: tuple[tuple[Any, ...], ...]) -> C
     return catalogue
 
 
-def forget_catalogue() -> None:
-    _cache.clear()
-
-
 def _read_catalogue(session: AnySession, stamp: tuple[tuple[Any, ...], ...]) -> Catalogue:
     purposes = {row.code: PurposeDef.from_data(json.loads(row.definition)) for row in session.scalars(select(Purpose))}
     notices: dict[str, dict[str, str]] = {}
@@ -139,8 +135,7 @@ def _store(session: Session, purpose: PurposeDef, origin: str, file_digest: str 
     row.definition = json.dumps(purpose.to_data(), sort_keys=True)
     row.origin = origin
     row.file_digest = file_digest
-    row.updated_at = now
-    forget_catalogue()
+    row.updated_at = now  # moves the catalogue's stamp: every process re-reads on its next request
     return purpose
 
 
