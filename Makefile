@@ -53,7 +53,8 @@ test-postgres: install ## Run the test suite against a throwaway PostgreSQL (.ci
 lint: install ## Run ruff, mypy and the import-linter layer contracts
 	$(BIN)/ruff check . && $(BIN)/mypy privacy api retention exports && $(BIN)/lint-imports
 
-bench: install ## Run the benchmarks (python -m bench, then python -m bench.requests)
+bench: install ## Run the benchmarks (python -m bench.checks, python -m bench, python -m bench.requests)
+	$(PYTHON) -m bench.checks
 	$(PYTHON) -m bench
 	$(PYTHON) -m bench.requests
 

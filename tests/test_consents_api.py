@@ -237,21 +237,3 @@ def test_a_source_url_keeps_no_query_string_in_the_ledger(client: FlaskClient, w
     sid = client.post("/v1/consents", json=signup(source=source), headers=writer).json["subject_id"]
     events = client.get(f"/v1/subjects/{sid}/consents/history", headers=reader).json["events"]
     assert {e["source"]["url"] for e in events} == {"https://shop.example.se:8443/join"}
-
-
-def test_a_sign_up_opens_no_orm_session_once_key_and_catalogue_are_cached(
-        app: Any, client: FlaskClient, writer: dict[str, str], reader: dict[str, str], monkeypatch: Any) -> None:
-    from api.db import db
-
-    assert client.post("/v1/consents", json=signup(subject={**SIGNUP["subject"], "email": "first@example.se"}),
-                       headers=writer).status_code == 201  # fills the key and catalogue caches
-    with app.app_context():
-        registry = db.session.registry
-    opened: list[object] = []
-    make_session = registry.createfunc
-    monkeypatch.setattr(registry, "createfunc", lambda **kw: opened.append(1) or make_session(**kw))
-    r = client.post("/v1/consents", json=SIGNUP, headers=writer)
-    assert r.status_code == 201, r.json
-    assert opened == []
-    assert client.get(f"/v1/subjects/{r.json['subject_id']}/consents", headers=reader).status_code == 200
-    assert len(opened) == 1  # reads still go through the ORM session

@@ -526,21 +526,6 @@ def test_requests_are_rate_limited_per_email_with_retry_after(make_app: Any) -> 
     assert client.post("/v1/requests", json={"type": "access", "email": "bo@example.se"}).status_code == 202
 
 
-def test_routes_without_limits_skip_the_limiter(app: Flask, client: FlaskClient, reader: dict[str, str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.limits import limiter
-
-    calls: list[str] = []
-    original = limiter._check_request_limit
-    monkeypatch.setattr(limiter, "_check_request_limit",
-                        lambda *a, **k: calls.append("checked") or original(*a, **k))
-    assert client.post("/v1/consents/check", json={"purpose": "loyalty_club", "emails": [ANNA]},
-                       headers=reader).status_code == 200
-    assert calls == []
-    assert client.post("/v1/requests", json={"type": "access", "email": ANNA}).status_code == 202
-    assert calls == ["checked"]  # once, for both its limits (per IP and per e-mail)
-
-
 def test_a_limited_route_tells_its_limit_in_headers_and_others_do_not(client: FlaskClient,
                                                                       reader: dict[str, str]) -> None:
     limited = client.post("/v1/requests", json={"type": "access", "email": ANNA})
