@@ -3,7 +3,7 @@ from __future__ import annotations
 from marshmallow import Schema
 from marshmallow import fields as mf
 
-from privacy.policy.file import PurposeBodySchema
+from privacy.policy.schema import PurposeBodySchema
 
 
 class PurposeOutSchema(Schema):

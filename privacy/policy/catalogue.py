@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from privacy.errors import InvalidInput
 from privacy.ledger import append_audit
-from privacy.policy.file import CODE_PATTERN, Policy, PurposeDef, flatten_errors, validate_purpose_body
+from privacy.policy.file import Policy, PurposeDef, flatten_errors, validate_purpose_body
+from privacy.policy.schema import CODE_PATTERN
 from privacy.storage.database import AnySession, Database
 from privacy.storage.models import NoticeVersion, Purpose
 

@@ -1,195 +1,24 @@
 """The policy file: personal-data catalogue, purposes, legal holds, connectors.
 
-Loaded from YAML and validated at start-up; an invalid file stops the service with a
-message naming the key path and the line, e.g.
+Loaded from YAML and validated at start-up against :mod:`privacy.policy.schema`; an
+invalid file stops the service with a message naming the key path and the line, e.g.
 ``purposes[1].legal_basis: 'consnet' is not one of consent, contract, ... (line 23)``.
-The same purpose schema validates ``PUT /v1/purposes/{code}`` bodies.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import EXCLUDE, Schema, ValidationError, validate, validates_schema
-from marshmallow import fields as mf
+from marshmallow import ValidationError
 
-from privacy.policy.fields import COUNTRY_CODES, FIELD_TYPES, FieldValueError, normalise
-from privacy.policy.validation import StrictBoolean, StrictSchema, text
+from privacy.policy.fields import FieldValueError, normalise
+from privacy.policy.schema import DEFAULT_AGE_OF_CONSENT, PolicySchema, PurposeBodySchema
 
-LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
-RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")
-RETENTION_ACTIONS = ("delete", "anonymise")
-CONNECTOR_TYPES = ("webhook", "hubspot", "mailchimp", "salesforce", "sql")
-CONNECTOR_OPERATIONS = ("access", "erasure", "rectification", "restriction", "consent")
-POSTAL_ADDRESS_KEYS = ("streetAddress", "postalCode", "addressLocality", "addressRegion", "addressCountry",
-                       "postOfficeBoxNumber")
-CATEGORIES = ("contact", "identity", "location", "demographic", "behaviour", "financial", "preference", "other")
-DEFAULT_AGE_OF_CONSENT = {"SE": 13, "DK": 13, "FI": 13, "NO": 13, "DE": 16, "NL": 16, "IE": 16}
 DEFAULT_POLICY_FILE = Path(__file__).parent / "policies" / "example.yaml"
-CODE_PATTERN = r"[a-z][a-z0-9_]{0,63}"
-CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-64 characters")
-
-
-DEFAULT_AUTHORITY = {"name": "Integritetsskyddsmyndigheten (IMY)", "url": "https://www.imy.se"}
-
-
-def _known_time_zone(name: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"'{name}' is not a known time zone (IANA name, e.g. Europe/Stockholm)") from None
-
-
-def one_of(choices: tuple[str, ...]) -> validate.OneOf:
-    return validate.OneOf(choices, error="'{input}' is not one of " + ", ".join(choices))
-
-
-class FieldSchema(StrictSchema):
-    category = mf.String(required=True, validate=one_of(CATEGORIES))
-    type = mf.String(required=True, validate=one_of(FIELD_TYPES))
-    identifier = mf.Boolean(load_default=False)
-    max_length = mf.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
-
-
-class NoticeSchema(StrictSchema):
-    version = text(validate.Length(min=1, max=64), required=True)
-    text = text(validate.Length(min=1, max=100_000), multiline=True, required=True)
-
-
-class RetentionSchema(StrictSchema):
-    period_days = mf.Integer(strict=True, required=True, validate=validate.Range(min=0, max=36500))
-    after = mf.String(required=True, validate=one_of(RETENTION_CLOCKS))
-    action = mf.String(required=True, validate=one_of(RETENTION_ACTIONS))
-
-
-class PurposeBodySchema(StrictSchema):
-    """A purpose as written in the policy file, without its code (the PUT body)."""
-
-    name = mf.Dict(keys=text(validate.Length(min=2, max=8)), values=text(validate.Length(min=1, max=200)),
-                   required=True, validate=validate.Length(min=1))
-    description = text(validate.Length(max=2000), multiline=True, load_default=None)
-    category = text(validate.Length(min=1, max=100), load_default=None)
-    legal_basis = mf.String(required=True, validate=one_of(LEGAL_BASES))
-    fields = mf.List(text(validate.Length(min=1, max=64)), required=True)  # type: ignore[assignment]
-    double_opt_in = StrictBoolean(load_default=False)
-    consent_valid_days = mf.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=36500))
-    gpc_opt_out = StrictBoolean(load_default=False)
-    recipients = mf.List(text(validate.Length(min=1, max=200)), load_default=list)
-    notice = mf.Nested(NoticeSchema, load_default=None)
-    retention = mf.Nested(RetentionSchema, load_default=None)
-
-    @validates_schema
-    def _consent_only_options(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("legal_basis") != "consent":
-            for key in ("double_opt_in", "gpc_opt_out", "consent_valid_days"):
-                if data.get(key):
-                    raise ValidationError("only a purpose with legal_basis consent may set it", key)
-
-
-class PurposeSchema(PurposeBodySchema):
-    code = mf.String(required=True, validate=CODE)
-
-
-class LegalHoldSchema(StrictSchema):
-    code = mf.String(required=True, validate=CODE)
-    description = mf.String(required=True)
-    fields = mf.List(mf.String(), required=True, validate=validate.Length(min=1))  # type: ignore[assignment]
-    period_days = mf.Integer(required=True, validate=validate.Range(min=1, max=36500))
-    applies_to = mf.List(mf.String(validate=CODE), load_default=None, metadata={
-        "description": "purposes whose subjects the hold covers; default: every purpose with legal basis "
-                       "contract or legal_obligation"})
-
-
-class RetrySchema(StrictSchema):
-    initial_delay_s = mf.Float(load_default=30, validate=validate.Range(min=0))
-    max_delay_s = mf.Float(load_default=3600, validate=validate.Range(min=0))
-    deadline_hours = mf.Float(load_default=72, validate=validate.Range(min=0))
-
-
-class ConnectorSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE  # type-specific settings (url, token_env, ...) are kept raw below
-
-    name = mf.String(required=True, validate=CODE)
-    type = mf.String(required=True, validate=one_of(CONNECTOR_TYPES))
-    operations = mf.List(mf.String(validate=one_of(CONNECTOR_OPERATIONS)),
-                             load_default=lambda: list(CONNECTOR_OPERATIONS))
-    retry = mf.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
-    timeout_s = mf.Float(load_default=10, validate=validate.Range(min=0.1, max=600))
-
-
-class ControllerSchema(StrictSchema):
-    name = mf.String(required=True)
-    contact = mf.String(load_default="")
-    email = mf.String(load_default="")
-    phone = mf.String(load_default="")
-    address = mf.Dict(keys=mf.String(validate=one_of(POSTAL_ADDRESS_KEYS)), values=mf.String(), load_default=dict,
-                      metadata={"description": "schema.org PostalAddress, as Kantara receipts require"})
-    url = mf.String(load_default=None)
-    privacy_policy_url = mf.String(load_default="")
-    jurisdiction = mf.String(load_default="SE")
-    time_zone = mf.String(load_default="Europe/Stockholm", validate=_known_time_zone,
-                          metadata={"description": "where request deadlines (Art. 12(3)) are counted"})
-    supervisory_authority = mf.Dict(keys=mf.String(validate=one_of(("name", "url"))), values=mf.String(),
-                                    load_default=lambda: dict(DEFAULT_AUTHORITY),
-                                    metadata={"description": "named in refusals: the right to complain"})
-
-
-class AgeOfConsentSchema(StrictSchema):
-    default = mf.Integer(load_default=16, validate=validate.Range(min=13, max=16))
-    countries = mf.Dict(keys=mf.String(validate=validate.OneOf(sorted(COUNTRY_CODES),
-                                                                       error="'{input}' is not a country code")),
-                            values=mf.Integer(validate=validate.Range(min=13, max=16)),
-                            load_default=dict)
-
-
-class PolicySchema(StrictSchema):
-    controller = mf.Nested(ControllerSchema, load_default=lambda: {"name": "Data controller", "contact": "",
-                                                                       "email": "", "phone": "", "address": {},
-                                                                       "url": None, "privacy_policy_url": "",
-                                                                       "jurisdiction": "SE",
-                                                                       "time_zone": "Europe/Stockholm",
-                                                                       "supervisory_authority":
-                                                                           dict(DEFAULT_AUTHORITY)})
-    fields = mf.Dict(keys=mf.String(validate=CODE), values=mf.Nested(FieldSchema), required=True)  # type: ignore[assignment]
-    purposes = mf.List(mf.Nested(PurposeSchema), required=True, validate=validate.Length(min=1))
-    legal_holds = mf.List(mf.Nested(LegalHoldSchema), load_default=list)
-    connectors = mf.List(mf.Nested(ConnectorSchema), load_default=list)
-    age_of_consent = mf.Nested(AgeOfConsentSchema, load_default=lambda: {"default": 16, "countries": {}})
-
-    @validates_schema
-    def _references(self, data: dict[str, Any], **_: Any) -> None:
-        catalogue = data.get("fields", {})
-        errors: dict[str, Any] = {}
-        for key in ("purposes", "legal_holds", "connectors"):
-            seen: set[str] = set()
-            for i, item in enumerate(data.get(key, [])):
-                code = item.get("code") or item.get("name")
-                if code in seen:
-                    label = "name" if key == "connectors" else "code"
-                    errors.setdefault(key, {})[i] = {label: [f"'{code}' is declared twice"]}
-                seen.add(code)
-                for j, name in enumerate(item.get("fields", [])):
-                    if name not in catalogue:
-                        errors.setdefault(key, {}).setdefault(i, {}).setdefault("fields", {})[j] = [
-                            f"'{name}' is not in the fields catalogue"
-                        ]
-        codes = {p.get("code") for p in data.get("purposes", [])}
-        for i, hold in enumerate(data.get("legal_holds", [])):
-            for j, code in enumerate(hold.get("applies_to") or []):
-                if code not in codes:
-                    errors.setdefault("legal_holds", {}).setdefault(i, {}).setdefault("applies_to", {})[j] = [
-                        f"'{code}' is not a declared purpose"]
-        identifiers = [name for name, spec in catalogue.items() if spec.get("identifier")]
-        if identifiers != ["email"]:
-            errors["fields"] = ["exactly one identifier field is supported, and it must be 'email'"]
-        if errors:
-            raise ValidationError(errors)
 
 
 @dataclass(frozen=True)
