@@ -1,4 +1,4 @@
-"""The one table that maps environment variables to settings (CONTRACT.md)."""
+"""The one table that maps environment variables to settings (docs/operations.md lists them)."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""Domain errors. The API maps each to the error body of CONTRACT.md with its status."""
+"""Domain errors. The API maps each to its error body and status (docs/api.md, errors)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,5 @@
 """Data-subject requests end to end through HTTP: a customer opens, verifies from the mailed
-link and gets the answer; an officer runs the queue (CONTRACT.md, data-subject requests)."""
+link and gets the answer; an officer runs the queue (docs/api.md, data-subject requests)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -50,7 +50,7 @@ TRANSITIONS = {
     "in_progress": ("completed", "partially_completed", "rejected"),
 }
 LOCAL_SYSTEM = "privacy-service"
-# What a connected system is asked to do for each request type (CONTRACT.md, webhook protocol).
+# What a connected system is asked to do for each request type (docs/api.md, webhook protocol).
 CONNECTOR_OPERATION = {"access": "access", "portability": "access", "erasure": "erasure",
                        "rectification": "rectification", "restriction": "restriction", "objection": "consent"}
 VERIFY_DAYS = 7
