@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 QUERY = re.compile(r"\?[^\s\"]*")
 PATH_TOKEN = re.compile(r"(/v1/consents/confirm/)[^\s\"?/]+")
@@ -22,8 +23,10 @@ class RedactQueryStrings(logging.Filter):
     """Replace the query string and any path token of a logged request line with ``…``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
+        if isinstance(record.args, tuple):  # werkzeug: "%s - - [%s] %s %s %s"
             record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, Mapping):  # gunicorn's access log: its atoms by name (U: the path)
+            record.args = {k: _redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
         if isinstance(record.msg, str) and "HTTP/" in record.msg:
             record.msg = _redact(record.msg)
         return True
