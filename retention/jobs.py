@@ -10,7 +10,9 @@ from collections.abc import Callable
 from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext
 from privacy.mail.outbox import deliver_pending
-from privacy.requests.service import RequestService
+from privacy.requests.housekeeping import HousekeepingService
+from privacy.requests.packages import PackageService
+from privacy.requests.workflow import WorkflowService
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +48,27 @@ def send_mail(ctx: PrivacyContext, now: dt.datetime) -> int:
 
 def expire_requests(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Requests never verified within the link's 7 days become ``expired``."""
-    return _logged(RequestService(ctx).expire_unverified(now), "requests: %d unverified requests expired")
+    return _logged(WorkflowService(ctx).expire_unverified(now), "requests: %d unverified requests expired")
 
 
 def process_requests(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Finish verified requests whose work is pending and close those whose every task has an outcome."""
-    return RequestService(ctx).process_open(now)
+    return WorkflowService(ctx).process_open(now)
 
 
 def purge_packages(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Delete access packages past their 7 days."""
-    return _logged(RequestService(ctx).purge_packages(now), "requests: %d expired packages deleted")
+    return _logged(PackageService(ctx).purge_packages(now), "requests: %d expired packages deleted")
 
 
 def forget_closed_requests(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Destroy the keys of requests closed more than 90 days ago (their address and details)."""
-    return _logged(RequestService(ctx).forget_closed(now), "requests: details of %d closed requests destroyed")
+    return _logged(HousekeepingService(ctx).forget_closed(now), "requests: details of %d closed requests destroyed")
 
 
 def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Erase what erasures kept for a legal hold once the hold has ended, and destroy its keys."""
-    summary = RequestService(ctx).release_legal_holds(now)
+    summary = HousekeepingService(ctx).release_legal_holds(now)
     if summary["fields"] or summary["keys"]:
         log.info("legal holds: %d held fields erased, %d hold keys destroyed", summary["fields"], summary["keys"])
     return summary["fields"]

@@ -10,7 +10,9 @@ UTC; adding 24-hour multiples would drift by an hour across a daylight-saving ch
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIME_ZONE = "Europe/Stockholm"
@@ -24,6 +26,11 @@ def time_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {name!r}: expected an IANA name such as {DEFAULT_TIME_ZONE!r}") from exc
+
+
+def controller_time_zone(controller: Mapping[str, Any]) -> ZoneInfo:
+    """The controller's zone, from the policy's ``controller.time_zone`` (Stockholm if unset)."""
+    return time_zone(controller.get("time_zone") or DEFAULT_TIME_ZONE)
 
 
 def _local_date(moment: datetime, tz: ZoneInfo) -> date:

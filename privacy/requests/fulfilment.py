@@ -22,6 +22,8 @@ from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit
 from privacy.policy.catalogue import Catalogue, load_catalogue
 from privacy.policy.file import Policy
+from privacy.requests.records import LOCAL_SYSTEM
+from privacy.requests.states import CLOSED
 from privacy.storage.models import (
     ConsentEvent,
     ConsentState,
@@ -35,7 +37,7 @@ from privacy.storage.models import (
     Suppression,
 )
 
-ACTOR = "privacy-service"
+ACTOR = LOCAL_SYSTEM
 
 
 def validate_changes(policy: Policy, changes: Any) -> dict[str, str]:
@@ -127,10 +129,9 @@ def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
 def _forget_other_requests(session: Session, subject: Subject, request: DataRequest, now: dt.datetime) -> int:
     """The person's other closed requests lose their key (address, details, any access
     package still on disk, which is then deleted at the next sweep): erasure leaves no copy."""
-    closed = ("completed", "partially_completed", "rejected", "expired")
     others = list(session.scalars(select(DataRequest).where(
         or_(DataRequest.subject_id == subject.id, DataRequest.email_index == subject.email_index),
-        DataRequest.id != request.id, DataRequest.status.in_(closed), DataRequest.wrapped_key.is_not(None))))
+        DataRequest.id != request.id, DataRequest.status.in_(CLOSED), DataRequest.wrapped_key.is_not(None))))
     for other in others:
         other.wrapped_key = other.master_key_id = other.sealed = None
         other.updated_at = now
