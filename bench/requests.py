@@ -150,34 +150,40 @@ def timed_service(folder: Path) -> Any:
     """
     from api.services import current
     from exports.store import PackageStore
+    from privacy.requests.packages import PackageService
     from privacy.requests.service import RequestService
+    from privacy.requests.workflow import WorkflowService
 
-    class TimedRequestService(RequestService):
-        timings: dict[str, list[float]]
+    timings: dict[str, list[float]] = defaultdict(list)
 
+    class TimedPackages(PackageService):
+        def build(self, *args: Any, **kwargs: Any) -> str:
+            start = time.perf_counter()
+            try:
+                return super().build(*args, **kwargs)
+            finally:
+                timings["build_package"].append(time.perf_counter() - start)
+
+    class TimedWorkflow(WorkflowService):
         def run_local(self, request_id: str, now: dt.datetime) -> str | None:
             start = time.perf_counter()
             try:
                 return super().run_local(request_id, now)
             finally:
-                self.timings["run_local"].append(time.perf_counter() - start)
+                timings["run_local"].append(time.perf_counter() - start)
 
         def complete_if_ready(self, request_id: str, now: dt.datetime) -> bool:
             start = time.perf_counter()
             try:
                 return super().complete_if_ready(request_id, now)
             finally:
-                self.timings["complete_if_ready"].append(time.perf_counter() - start)
+                timings["complete_if_ready"].append(time.perf_counter() - start)
 
-        def _build_package(self, *args: Any, **kwargs: Any) -> str:
-            start = time.perf_counter()
-            try:
-                return super()._build_package(*args, **kwargs)
-            finally:
-                self.timings["build_package"].append(time.perf_counter() - start)
-
-    svc = TimedRequestService(current(), packager=PackageStore(folder / "exports"))
-    svc.timings = defaultdict(list)
+    store = PackageStore(folder / "exports")
+    svc = RequestService(current(), packager=store)
+    svc.intake.workflow = TimedWorkflow(current(), store)
+    svc.intake.workflow.packages = TimedPackages(current(), store)
+    svc.timings = timings  # type: ignore[attr-defined]
     return svc
 
 
