@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 
 from api.services import current
 from privacy.context import utcnow
+from retention.jobs import forget_closed_requests
 from tests.conftest import SIGNUP, Mailbox, local_path
 
 ANNA = "anna@example.se"
@@ -441,6 +442,36 @@ def test_a_restricted_subject_is_denied_in_bulk_checks_until_lifted(
     assert lifted.status_code == 200
     assert len(mailbox.to(ANNA)) == before + 1 and "lifted" in last_mail_text(mailbox)
     assert client.post("/v1/consents/check", json=check, headers=reader).json["allowed"] == [ANNA, "bo@example.se"]
+
+
+def test_a_restriction_whose_request_was_forgotten_is_lifted_and_told_at_the_subjects_address(
+        app: Flask, client: FlaskClient, writer: dict[str, str], reader: dict[str, str], officer: dict[str, str],
+        mailbox: Mailbox) -> None:
+    sign_up(client, writer)
+    req = open_request(client, "restriction")
+    verify(client, mailbox, req["id"])
+    with app.app_context():
+        assert forget_closed_requests(current(), utcnow() + dt.timedelta(days=91)) == 1
+    before = len(mailbox.to(ANNA))
+    lifted = client.post(f"/v1/requests/{req['id']}/lift-restriction", json={"reason": "accuracy confirmed"},
+                         headers=officer)
+    assert lifted.status_code == 200, lifted.json
+    assert len(mailbox.to(ANNA)) == before + 1 and "lifted" in last_mail_text(mailbox)
+    check = {"purpose": "loyalty_club", "emails": [ANNA]}
+    assert client.post("/v1/consents/check", json=check, headers=reader).json["allowed"] == [ANNA]
+
+
+def test_rejecting_a_request_closed_long_ago_is_a_conflict_and_mails_nothing(
+        app: Flask, client: FlaskClient, officer: dict[str, str], mailbox: Mailbox) -> None:
+    req = open_request(client, "access")
+    assert client.post(f"/v1/requests/{req['id']}/reject", json={"reason": "unfounded"},
+                       headers=officer).status_code == 200
+    with app.app_context():
+        assert forget_closed_requests(current(), utcnow() + dt.timedelta(days=91)) == 1
+    before = len(mailbox.messages())
+    again = client.post(f"/v1/requests/{req['id']}/reject", json={"reason": "unfounded"}, headers=officer)
+    assert again.status_code == 409 and again.json["error"]["code"] == "invalid_transition"
+    assert len(mailbox.messages()) == before
 
 
 def test_objection_withdraws_the_named_purposes_at_once(

@@ -87,7 +87,10 @@ class OfficerService:
             if now > request.due_at:
                 raise Conflict("an extension must be given within the first month", {"days": ["too late"]},
                                code="deadline_passed")
-            request.extended_until = extended(request.due_at, days, self.tz)
+            try:
+                request.extended_until = extended(request.due_at, days, self.tz)
+            except ValueError as exc:
+                raise InvalidInput.field("days", str(exc)) from None
             request.updated_at = now
             key = self.ctx.crypto.request_key(request)
             details = records.open_details(self.ctx.crypto, request)
@@ -108,12 +111,12 @@ class OfficerService:
         reason = _reason(reason)
         with self.database.unit_of_work() as session:
             request = records.load(session, request_id, lock=True)
+            move(session, request, "rejected", actor, now)  # first: a closed request may have lost its key
             details = records.open_details(self.ctx.crypto, request)
             details["rejection_reason"] = reason
             key = self.ctx.crypto.request_key(request)
             request.sealed = records.seal_details(self.ctx.crypto, key, request.id, details)
             request.completed_at = now
-            move(session, request, "rejected", actor, now)
             authority = self.ctx.policy.controller.get("supervisory_authority") or {}
             lang = request.language
             body = request_mail.text(lang, "rejected.body", type=request_mail.type_name(lang, request.type),
@@ -138,11 +141,10 @@ class OfficerService:
             if subject is None or not subject.restricted:
                 raise Conflict("no restriction stands for this request", {"restricted": ["false"]},
                                code="not_restricted")
-            key = self.ctx.crypto.request_key(request)
-            details = records.open_details(self.ctx.crypto, request)
             body = request_mail.text(request.language, "lift.body", reason=reason, id=request.id)
-            mail = request_mail.mail(details["email"], request.language, "lift.subject", body)
-            records.queue_mail(session, self.ctx.crypto, key, request.id, mail, now)
+            records.queue_notice(session, self.ctx.crypto, request, subject, request_mail.mail(
+                records.customer_address(self.ctx.crypto, session, request, subject), request.language,
+                "lift.subject", body), now)
             append_audit(session, actor, "request.restriction_lift_notified", now, target=request.id)
             fulfilment.restrict(session, subject, request, False, now, actor=actor)
         return self.get(request_id)

@@ -39,8 +39,9 @@ def test_an_extension_of_1_to_61_days_ends_with_the_local_day_that_many_days_aft
 def test_an_extension_of_other_than_1_to_61_days_is_refused_and_changes_nothing(
         intake_service: IntakeService, officer_service: OfficerService, days: int) -> None:
     request_id = open_request(intake_service, "access", RECEIVED)
-    with pytest.raises(ValueError, match="1 to 61 days"):
+    with pytest.raises(InvalidInput, match="1 to 61 days") as refused:
         officer_service.extend(request_id, days, REASON, "officer", RECEIVED)
+    assert "days" in refused.value.details
     view = officer_service.get(request_id)
     assert view["extended_until"] is None and "extension_reason" not in view
 
