@@ -20,7 +20,7 @@ SUFFIX = ".zip.sealed"
 
 
 class PackageStore:
-    """Implements :class:`privacy.requests.service.Packager` on a folder."""
+    """Implements :class:`privacy.context.Packager` on a folder."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
