@@ -29,13 +29,16 @@ from privacy.crypto.keys import token_hash
 from privacy.errors import Conflict, Gone, InvalidInput, NotFound
 from privacy.ledger import append_audit, timestamp
 from privacy.mail.mailer import OutgoingMail
-from privacy.mail.outbox import INSERT_MAIL, sealed_row
+from privacy.mail.outbox import sealed_mail
 from privacy.policy.catalogue import load_catalogue
 from privacy.policy.fields import FieldValueError, normalise
 from privacy.requests import fulfilment
 from privacy.requests import mail as request_mail
 from privacy.requests.deadlines import extended, one_month_after, time_zone
-from privacy.storage.models import AuditEntry, DataRequest, ExportPackage, RequestTask, RequestToken, Subject
+from privacy.storage.models import DataRequest, ExportPackage, RequestTask, RequestToken
+from privacy.storage.repositories.ledger import LedgerRepository
+from privacy.storage.repositories.outbox import OutboxRepository
+from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +144,8 @@ class RequestService:
             if request.status != "pending_verification":
                 raise Conflict(f"the request is {request.status}", {"status": [request.status]},
                                code="not_pending_verification")
-            subject = session.scalars(select(Subject).where(Subject.email_index == request.email_index,
-                                                            Subject.wrapped_key.is_not(None))).one_or_none()
-            request.subject_id = subject.id if subject is not None else None
+            subject = SubjectRepository(session).by_email_index(request.email_index)
+            request.subject_id = subject.id if subject is not None and subject.wrapped_key is not None else None
             request.verified_at = now
             self._move(session, request, "verified", "customer", now)
             systems = self._plan_tasks(session, request, now)
@@ -195,7 +197,7 @@ class RequestService:
                                                              RequestTask.system == LOCAL_SYSTEM)).one_or_none()
             if task is None or task.status in TASK_DONE:
                 return task.status if task else None
-            subject = session.get(Subject, request.subject_id) if request.subject_id else None
+            subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
             details = self._details(request)
             task.attempts += 1
             task.updated_at = now
@@ -222,7 +224,7 @@ class RequestService:
                          details={"system": LOCAL_SYSTEM, "status": task.status})
             return task.status
 
-    def _local_work(self, session: Session, request: DataRequest, subject: Subject, details: dict[str, Any],
+    def _local_work(self, session: Session, request: DataRequest, subject: SubjectRecord, details: dict[str, Any],
                     now: dt.datetime) -> dict[str, Any]:
         if request.type == "erasure":
             return fulfilment.erase(session, self.ctx, subject, request, now)
@@ -285,7 +287,7 @@ class RequestService:
                        now: dt.datetime) -> str:
         if self.packager is None:
             raise RuntimeError("RequestService needs a packager to answer access requests")
-        subject = session.get(Subject, request.subject_id) if request.subject_id else None
+        subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
         systems = {name: result.get("data", result) for name, result in results.items() if name != LOCAL_SYSTEM}
         data = fulfilment.collect(session, self.ctx, subject, request, request.type == "portability", systems)
         package_id = str(uuid.uuid4())
@@ -364,7 +366,7 @@ class RequestService:
             if request.type != "restriction" or request.status not in ("completed", "partially_completed"):
                 raise Conflict("only a completed restriction request can be lifted", {"type": [request.type]},
                                code="not_a_restriction")
-            subject = session.get(Subject, request.subject_id) if request.subject_id else None
+            subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
             if subject is None or not subject.restricted:
                 raise Conflict("no restriction stands for this request", {"restricted": ["false"]},
                                code="not_restricted")
@@ -417,8 +419,7 @@ class RequestService:
         request = self._request(self.session(), request_id)
         tasks = self.session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)
                                      .order_by(RequestTask.created_at, RequestTask.system))
-        history = self.session.scalars(select(AuditEntry).where(AuditEntry.target == request_id)
-                                       .order_by(AuditEntry.seq))
+        history = LedgerRepository(self.session).audit_of(request_id)
         view = self._view(request)
         view["systems"] = [{"name": t.system, "status": t.status, "attempts": t.attempts, "last_error": t.last_error}
                            for t in tasks]
@@ -554,7 +555,7 @@ class RequestService:
         return details
 
     def _mail(self, session: Session, key: bytes, request_id: str, mail: OutgoingMail, now: dt.datetime) -> None:
-        session.execute(INSERT_MAIL, [sealed_row(self.ctx.crypto, key, request_id, mail, now, for_request=True)])
+        OutboxRepository(session).add([sealed_mail(self.ctx.crypto, key, request_id, mail, now, for_request=True)])
 
 
 def _reason(reason: str) -> str:
