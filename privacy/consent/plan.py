@@ -7,7 +7,7 @@ stored, :mod:`privacy.consent.confirm_links`) and the sealed note its mail is wr
 ``write`` then runs inside the write transaction: it checks that the subject's state is
 still the one planned from (optimistic concurrency; a changed state means plan again),
 appends the ledger events (the only step that needs the chain head) and stores the rows
-with statements built once at import.
+through the repositories (:mod:`privacy.storage.repositories`), converted beforehand.
 """
 from __future__ import annotations
 
@@ -124,25 +124,9 @@ class Planner:
             dek = crypto.data_key(subject)
         snapshot = frozenset((p, s.event_seq) for p, s in states.items())
         existing_states = set(states)
-        source_json = json.dumps(source, sort_keys=True)
-        events, changed = [], {}
-        for code, wants in wishes.items():
-            purpose = catalogue.purposes[code]
-            current = states.get(code)
-            version, digest = notices[code]
-            cur_status = current.status if current else None
-            if current is not None and cur_status == "granted" and lapsed(current, purpose, now):
-                cur_status = "expired"
-            changed_notice = current is not None and version is not None and current.notice_version != version
-            step = transition(cur_status, wants, purpose.double_opt_in, changed_notice)
-            if step is None:
-                continue
-            action, status = step
-            events.append({"subject_id": subject_id, "purpose": code, "action": action, "status": status,
-                           "notice_version": version, "text_hash": digest, "source": source_json,
-                           "recorded_at": now})
-            granted_at = now if status == "granted" else (current.granted_at if current else None)
-            states[code] = changed[code] = ConsentStateRecord(subject_id, code, status, version, now, granted_at)
+        events, changed = _changes(subject_id, states, json.dumps(source, sort_keys=True), wishes, notices,
+                                   catalogue, now)
+        states.update(changed)
         needed = {f for code, st in states.items() if st.status in ACTIVE and code in catalogue.purposes
                   for f in catalogue.purposes[code].fields}
         sealed = {name: crypto.encrypt_field(dek, subject_id, name, values[name]) for name in values.keys() & needed}
@@ -167,6 +151,30 @@ class Planner:
         token = confirm_links.issue(self.ctx.crypto, plan.subject_id, purposes, now, days)
         note = double_opt_in_note(plan.subject_id, email, token, purposes, days)  # written when sent
         plan.outbox.append(sealed_mail(self.ctx.crypto, dek, plan.subject_id, note, now))
+
+
+def _changes(subject_id: str, states: dict[str, ConsentStateRecord], source_json: str, wishes: dict[str, bool],
+             notices: dict[str, tuple[str | None, str | None]], catalogue: Catalogue, now: dt.datetime
+             ) -> tuple[list[dict[str, Any]], dict[str, ConsentStateRecord]]:
+    """The ledger events of a recording and the states they make, per purpose that changes."""
+    events, changed = [], {}
+    for code, wants in wishes.items():
+        purpose = catalogue.purposes[code]
+        current = states.get(code)
+        version, digest = notices[code]
+        cur_status = current.status if current else None
+        if current is not None and cur_status == "granted" and lapsed(current, purpose, now):
+            cur_status = "expired"
+        changed_notice = current is not None and version is not None and current.notice_version != version
+        step = transition(cur_status, wants, purpose.double_opt_in, changed_notice)
+        if step is None:
+            continue
+        action, status = step
+        events.append({"subject_id": subject_id, "purpose": code, "action": action, "status": status,
+                       "notice_version": version, "text_hash": digest, "source": source_json, "recorded_at": now})
+        granted_at = now if status == "granted" else (current.granted_at if current else None)
+        changed[code] = ConsentStateRecord(subject_id, code, status, version, now, granted_at)
+    return events, changed
 
 
 def still_current(tx: Transaction, plan: Plan) -> bool:
