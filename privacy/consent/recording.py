@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordResult:
     """What a recording answers: the body (subject id, states, signed receipt, dropped
     fields), and whether it is the stored answer to an earlier request with the same

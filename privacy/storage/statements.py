@@ -199,9 +199,14 @@ AnyTransaction = Session | scoped_session[Any] | Transaction
 """What a repository is built on: a raw transaction, or a unit of work's session."""
 
 
+_SESSIONS = (Session, scoped_session)
+
+
 def as_transaction(tx: AnyTransaction) -> Transaction:
     """``tx`` itself, or the connection of a unit of work's session as a :class:`Transaction`."""
-    return CoreTransaction(tx) if isinstance(tx, Session | scoped_session) else tx
+    if type(tx) is RawTransaction:  # the sign-up's, several times a request
+        return tx
+    return CoreTransaction(tx) if isinstance(tx, _SESSIONS) else tx
 
 
 def integrity_errors(dialect: Any) -> tuple[type[Exception], ...]:

@@ -22,7 +22,7 @@ USE = update(_C).where(_C.c.token_hash == bindparam("b_hash"), _C.c.used_at.is_(
 PURGE = delete(_C).where(_C.c.expires_at < bindparam("b_now"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConfirmationRecord:
     """A stored link: whose, which purposes, until when, and when it was used."""
 

@@ -21,7 +21,7 @@ CREATED = 201
 """The status stored with an answer: only a recording's answer (201 Created) is stored."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredAnswer:
     """The answer given to the first request with a key, and that request's fingerprint."""
 

@@ -31,7 +31,7 @@ RETRY = update(_O).where(_O.c.id == bindparam("b_id")).values(
 DELETE_MAIL = delete(_O).where(_O.c.id == bindparam("b_id"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueuedMail:
     """A mail to queue: sealed under the key of its subject, or of its data-subject request."""
 
@@ -42,7 +42,7 @@ class QueuedMail:
     created_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyHolder:
     """The owner of a leased mail as far as its key goes (a subject or a request)."""
 
@@ -51,7 +51,7 @@ class KeyHolder:
     master_key_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LeasedMail:
     """A due mail, leased to one deliverer; ``subject`` or ``request`` is its owner (None once
     deleted, which cascades to the mail: only a mail leased just before can see that)."""

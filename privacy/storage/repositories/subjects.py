@@ -65,7 +65,7 @@ RELEASE_HELD = delete(_HF).where(_HF.c.until <= bindparam("b_now"))
 DROP_HELD_UNDER = delete(_HF).where(_HF.c.key_name == bindparam("b_key"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewSubject:
     """A subject a sign-up creates: its id, blind index and wrapped data key."""
 
@@ -75,7 +75,7 @@ class NewSubject:
     master_key_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SubjectRecord:
     """A stored subject (a row of ``subjects`` without its bookkeeping times)."""
 
@@ -88,7 +88,7 @@ class SubjectRecord:
     last_activity_at: dt.datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HeldValue:
     """A field an erasure keeps for a legal hold, sealed under the hold's key."""
 
