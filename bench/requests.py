@@ -201,9 +201,9 @@ def seed_subject(consents: ConsentService, email: str, events: int) -> str:
 
     subject = {"email": email, "first_name": "Anna", "last_name": "Andersson", "country": "SE",
                "birth_date": "1990-04-01", "postal_code": "111 22", "phone": "+46701234567"}
-    _, body = consents.record(ConsentCommand(purposes=dict(SIGNUP_PURPOSES), source=SOURCE, subject=subject,
-                                             notice_version=NOTICE_VERSION), utcnow())
-    subject_id: str = body["subject_id"]
+    recorded = consents.record(ConsentCommand(purposes=dict(SIGNUP_PURPOSES), source=SOURCE, subject=subject,
+                                              notice_version=NOTICE_VERSION), utcnow())
+    subject_id: str = recorded.body["subject_id"]
     made, wish = len(SIGNUP_PURPOSES), False
     while made < events:
         consents.record(ConsentCommand(purposes=dict.fromkeys(FLIPPED, wish), source=SOURCE, subject_id=subject_id,

@@ -4,8 +4,9 @@ Each entry's hash is SHA-256 over the previous entry's hash and the canonical JS
 the entry's own fields, so changing, removing or reordering any entry breaks every hash
 after it. The chain head (last sequence number and hash) sits in ``chain_heads`` and is
 locked for the append, which serialises writers on PostgreSQL (SELECT ... FOR UPDATE)
-as SQLite's write lock does. Appends are Core bulk INSERTs: this is the hot path of every
-sign-up.
+as SQLite's write lock does. This module numbers and hashes; the statements are
+:class:`privacy.storage.repositories.ledger.LedgerRepository`'s. Appending is on the
+hot path of every sign-up.
 """
 from __future__ import annotations
 
@@ -18,16 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.orm import Session
 
-from privacy.storage.models import AuditEntry, ChainHead, ConsentEvent
-from privacy.storage.statements import RawTransaction
-
-GENESIS = "0" * 64
-CONSENT_CHAIN = "consent"
-AUDIT_CHAIN = "audit"
-
+from privacy.storage.repositories.ledger import AUDIT_CHAIN, CONSENT_CHAIN, GENESIS, LedgerRepository
+from privacy.storage.statements import AnyTransaction
 
 _SCALARS = (str, int, type(None))  # bool is an int
 
@@ -90,14 +84,6 @@ def _audit_body(a: Any) -> dict[str, Any]:
             "details": json.loads(a["details"]), "at": timestamp(a["at"])}
 
 
-_HEADS = ChainHead.__table__
-LOCK_HEAD = select(_HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.name == bindparam("chain")).with_for_update()
-NEW_HEAD = insert(_HEADS)
-MOVE_HEAD = update(_HEADS).where(_HEADS.c.name == bindparam("chain")).values(
-    seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-INSERTS = {CONSENT_CHAIN: insert(ConsentEvent.__table__), AUDIT_CHAIN: insert(AuditEntry.__table__)}
-
-
 def _chain(seq: int, prev: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Number and hash ``entries`` after the entry (``seq``, ``prev``)."""
     rows = []
@@ -109,50 +95,27 @@ def _chain(seq: int, prev: str, body: Any, entries: list[dict[str, Any]]) -> lis
     return rows
 
 
-class _Core:
-    """A Core connection seen as the two calls :func:`_append` needs (as a RawTransaction has them)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def first(self, stmt: Any, params: dict[str, Any]) -> Any:
-        return self.conn.execute(stmt, params).first()
-
-    def execute(self, stmt: Any, params: Any) -> None:
-        self.conn.execute(stmt, params)
-
-
-def _append(writer: _Core | RawTransaction, name: str, body: Any, entries: list[dict[str, Any]]
-            ) -> list[dict[str, Any]]:
+def _append(tx: AnyTransaction, name: str, body: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Lock the chain head for this transaction, append ``entries`` after it and move it."""
-    head = writer.first(LOCK_HEAD, {"chain": name})
-    if head is None:
-        writer.execute(NEW_HEAD, {"name": name, "seq": 0, "hash": GENESIS})
-    seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS)
+    store = LedgerRepository(tx)
+    seq, prev = store.lock_head(name)
     rows = _chain(seq, prev, body, entries)
-    writer.execute(INSERTS[name], rows)
-    writer.execute(MOVE_HEAD, {"chain": name, "new_seq": rows[-1]["seq"], "new_hash": rows[-1]["hash"]})
+    store.append(name, rows)
     return rows
 
 
-def append_consent_events_raw(tx: RawTransaction, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`append_consent_events` inside a :func:`privacy.storage.database.raw_write` transaction."""
+def append_consent_events(tx: AnyTransaction, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append consent events (ConsentEvent columns but seq and hashes) in ``tx``, a raw
+    transaction or a unit of work's session; returns the rows as stored."""
     return _append(tx, CONSENT_CHAIN, _event_body, events) if events else []
 
 
-def append_consent_events(session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Append consent events (ConsentEvent columns but seq and hashes); returns the rows."""
-    if not events:
-        return []
-    return _append(_Core(session.connection()), CONSENT_CHAIN, _event_body, events)
-
-
-def append_audit(session: Session, actor: str, action: str, now: dt.datetime,
+def append_audit(session: AnyTransaction, actor: str, action: str, now: dt.datetime,
                  target: str | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """Record an admin or officer action. ``details`` must hold no personal values."""
     entry = {"actor": actor, "action": action, "target": target,
              "details": json.dumps(details or {}, sort_keys=True), "at": now}
-    return _append(_Core(session.connection()), AUDIT_CHAIN, _audit_body, [entry])[0]
+    return _append(session, AUDIT_CHAIN, _audit_body, [entry])[0]
 
 
 @dataclass(frozen=True)
@@ -170,12 +133,11 @@ class ChainReport:
         return out
 
 
-def _walk(session: Session, model: Any, body: Any, batch: int = 5000) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _walk(store: LedgerRepository, name: str, body: Any, batch: int = 5000
+          ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     last = 0
-    table = model.__table__
     while True:
-        rows = [r._mapping for r in session.execute(
-            select(table).where(table.c.seq > last).order_by(table.c.seq).limit(batch))]
+        rows = store.entries_after(name, last, batch)
         if not rows:
             return
         for row in rows:
@@ -183,11 +145,12 @@ def _walk(session: Session, model: Any, body: Any, batch: int = 5000) -> Iterato
         last = rows[-1]["seq"]
 
 
-def verify_chain(session: Session, name: str) -> ChainReport:
+def verify_chain(session: AnyTransaction, name: str) -> ChainReport:
     """Walk a chain from the start; report the first entry whose link or hash is wrong."""
-    model, body = (ConsentEvent, _event_body) if name == CONSENT_CHAIN else (AuditEntry, _audit_body)
+    store = LedgerRepository(session)
+    body = _event_body if name == CONSENT_CHAIN else _audit_body
     prev, expected_seq, count = GENESIS, 1, 0
-    for row, data in _walk(session, model, body):
+    for row, data in _walk(store, name, body):
         if row["seq"] != expected_seq:
             return ChainReport(name, False, count, expected_seq, "entry missing")
         if row["prev_hash"] != prev:
@@ -195,19 +158,18 @@ def verify_chain(session: Session, name: str) -> ChainReport:
         if chain_hash(prev, data) != row["hash"]:
             return ChainReport(name, False, count, row["seq"], "content does not match its hash")
         prev, expected_seq, count = row["hash"], expected_seq + 1, count + 1
-    head = session.get(ChainHead, name)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    head_seq, head_hash = store.head(name)
     if head_seq != count or head_hash != prev:
         return ChainReport(name, False, count, count + 1 if head_seq > count else head_seq,
                            "entries after this point were removed" if head_seq > count else "chain head mismatch")
     return ChainReport(name, True, count)
 
 
-def verify_all(session: Session) -> list[ChainReport]:
+def verify_all(session: AnyTransaction) -> list[ChainReport]:
     return [verify_chain(session, CONSENT_CHAIN), verify_chain(session, AUDIT_CHAIN)]
 
 
-def verification(session: Session) -> dict[str, Any]:
+def verification(session: AnyTransaction) -> dict[str, Any]:
     """Both chains checked: ``ok``, each chain's report, and the first broken entry if any."""
     reports = verify_all(session)
     body: dict[str, Any] = {"ok": all(r.ok for r in reports), "chains": [r.as_dict() for r in reports]}
@@ -217,8 +179,7 @@ def verification(session: Session) -> dict[str, Any]:
     return body
 
 
-def audit_entries(session: Session, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+def audit_entries(session: AnyTransaction, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     """Audit entries after sequence number ``after``, oldest first."""
-    table = AuditEntry.__table__
-    rows = session.execute(select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit))
-    return [{**_audit_body(a._mapping), "hash": a.hash} for a in rows]
+    entries = LedgerRepository(session).entries_after(AUDIT_CHAIN, after, limit)
+    return [{**_audit_body(a), "hash": a["hash"]} for a in entries]

@@ -14,8 +14,9 @@ from api.db import db
 from api.services import current
 from privacy.consent import confirm_links
 from privacy.context import utcnow
-from privacy.crypto.keys import b64url, shred, token_hash
-from privacy.storage.models import Confirmation, Subject
+from privacy.crypto.keys import b64url, token_hash
+from privacy.storage.models import Confirmation
+from privacy.storage.repositories.subjects import SubjectRepository
 from tests.conftest import SIGNUP, Mailbox, local_path
 
 JSON = {"Accept": "application/json"}
@@ -82,7 +83,7 @@ def test_the_link_of_an_erased_subject_is_unknown(app: Flask, client: FlaskClien
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
     link = _link(mailbox)
     with app.app_context():
-        shred(db.session.get(Subject, sid), utcnow())
+        SubjectRepository(db.session).shred(sid, utcnow())
         db.session.commit()
     assert client.post(link, headers=JSON).status_code == 404
     with app.app_context():

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from api.db import db
 from api.services import current
 from privacy.context import utcnow
-from privacy.crypto.keys import Crypto, CryptoError, KeyShredded, MasterKeyRefused, shred
+from privacy.crypto.keys import Crypto, CryptoError, KeyShredded, MasterKeyRefused
 from privacy.storage.models import Subject, SubjectField
+from privacy.storage.repositories.subjects import SubjectRepository
 from tests.conftest import SIGNUP
 
 
@@ -53,7 +54,7 @@ def test_shredding_the_data_key_makes_every_field_unreadable(app: Flask, client:
     with app.app_context():
         crypto = current().crypto
         subject, _fields = _subject_and_fields(app, sid)
-        shred(subject, utcnow())
+        SubjectRepository(db.session).shred(subject.id, utcnow())
         db.session.commit()
         subject = db.session.get(Subject, sid)
         assert subject.wrapped_key is None
@@ -120,7 +121,7 @@ def test_a_shredded_subject_is_not_revived_by_a_new_sign_up(app: Flask, client: 
                                                             writer: dict[str, str]) -> None:
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
     with app.app_context():
-        shred(db.session.get(Subject, sid), utcnow())
+        SubjectRepository(db.session).shred(sid, utcnow())
         db.session.commit()
     r = client.post("/v1/consents", json=SIGNUP, headers=writer)
     assert r.status_code == 409 and r.json["error"]["code"] == "subject_erased"

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from api.db import db
 from api.services import current
 from privacy.context import utcnow
-from privacy.crypto.keys import shred
 from privacy.mail.mailer import OutgoingMail
 from privacy.mail.outbox import deliver_pending
 from privacy.storage.models import OutboxMail, Subject
+from privacy.storage.repositories.outbox import OutboxRepository
+from privacy.storage.repositories.subjects import SubjectRepository
 from tests.conftest import SIGNUP, Mailbox
 
 
@@ -46,7 +47,7 @@ def test_mail_to_a_shredded_subject_is_never_sent(app: Flask, client: FlaskClien
                                                   mailbox: Mailbox) -> None:
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]
     with app.app_context():
-        shred(db.session.get(Subject, sid), utcnow())
+        SubjectRepository(db.session).shred(sid, utcnow())
         db.session.commit()
     assert mailbox.deliver() == 0
     assert _queued(app) == [] and mailbox.messages() == []
@@ -76,12 +77,12 @@ def test_a_failed_send_is_retried_later_with_backoff(app: Flask, client: FlaskCl
 
 def _queue(app: Flask, subject_id: str, mail: OutgoingMail | dict[str, object]) -> None:
     """Queue ``mail`` for the subject as a request would (sealed under its data key)."""
-    from privacy.mail.outbox import INSERT_MAIL, sealed_row
+    from privacy.mail.outbox import sealed_mail
 
     with app.app_context():
         crypto = current().crypto
         dek = crypto.data_key(db.session.get(Subject, subject_id))
-        db.session.execute(INSERT_MAIL, [sealed_row(crypto, dek, subject_id, mail, utcnow())])
+        OutboxRepository(db.session).add([sealed_mail(crypto, dek, subject_id, mail, utcnow())])
         db.session.commit()
 
 

@@ -46,9 +46,9 @@ class Consents(MethodView):
             subject_id=str(args["subject_id"]) if args.get("subject_id") else None,
             notice_version=args.get("notice_version"), gpc=request.headers.get("Sec-GPC", "").strip() == "1",
         )
-        status, body = consent_service().record(
+        result = consent_service().record(
             cmd, now(), (current_principal().key_id, key) if key is not None else None)
-        return json_response(body, status)
+        return json_response(result.body, 201)
 
 
 @blp.route("/check")

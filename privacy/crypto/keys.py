@@ -1,4 +1,5 @@
-"""The only module that sees keys: envelope encryption, blind index, signing, shredding.
+"""The only module that sees keys: envelope encryption, blind index, signing. (Shredding
+is a write: ``SubjectRepository.shred`` destroys a subject's wrapped key.)
 
 Key hierarchy:
 
@@ -23,7 +24,7 @@ import hmac
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.signing
 import orjson
@@ -36,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.storage.models import DataRequest, KeyringEntry, MasterKey, Subject
+from privacy.storage.models import KeyringEntry, MasterKey
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -53,6 +54,19 @@ class KeyShredded(CryptoError):
 
 class MasterKeyRefused(CryptoError):
     """The configured master key is not the one this database is wrapped under."""
+
+
+class KeyOwner(Protocol):
+    """A subject or a data-subject request, as far as its wrapped key goes."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def wrapped_key(self) -> bytes | None: ...
+
+    @property
+    def master_key_id(self) -> str | None: ...
 
 
 def parse_master_key(value: str) -> bytes:
@@ -210,7 +224,7 @@ class Crypto:
         """A fresh data key for a subject and its wrapped form to store."""
         return self._new_wrapped_key(f"dek|{subject_id}")
 
-    def data_key(self, subject: Subject) -> bytes:
+    def data_key(self, subject: KeyOwner) -> bytes:
         """Unwrap a subject's data key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(subject, "data key of subject", "subject", f"dek|{subject.id}")
 
@@ -218,7 +232,7 @@ class Crypto:
         """A fresh key for a data-subject request (its sealed details, mails and package)."""
         return self._new_wrapped_key(f"rdek|{request_id}")
 
-    def request_key(self, request: DataRequest) -> bytes:
+    def request_key(self, request: KeyOwner) -> bytes:
         """Unwrap a request's key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(request, "key of request", "request", f"rdek|{request.id}")
 
@@ -226,7 +240,7 @@ class Crypto:
         key = AESGCM.generate_key(bit_length=256)
         return key, _seal(self._master, key, context.encode())
 
-    def _unwrap_owned_key(self, owner: Subject | DataRequest, key_name: str, owner_name: str, context: str) -> bytes:
+    def _unwrap_owned_key(self, owner: KeyOwner, key_name: str, owner_name: str, context: str) -> bytes:
         if owner.wrapped_key is None:
             raise KeyShredded(f"{key_name} {owner.id} was destroyed")
         if owner.master_key_id != self.master_key_id:
@@ -345,10 +359,3 @@ def verify_jws(jws: str, public_key_x: str) -> dict[str, Any]:
 
 def _b64url_decode(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def shred(subject: Subject, now: dt.datetime) -> None:
-    """Destroy a subject's data key: every field sealed under it becomes unreadable."""
-    subject.wrapped_key = None
-    subject.master_key_id = None
-    subject.shredded_at = now

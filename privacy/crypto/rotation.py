@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from privacy.crypto.keys import Crypto
 from privacy.ledger import append_audit
-from privacy.storage.models import DataRequest, KeyringEntry, MasterKey, Subject
+from privacy.storage.models import DataRequest, KeyringEntry, MasterKey
+from privacy.storage.repositories.subjects import SubjectRepository
 
 
 def rotate_master(
@@ -34,8 +35,8 @@ def rotate_master(
         session.add(MasterKey(key_id=new.master_key_id, status="rotating", created_at=now))
         session.commit()
     moved = 0
-    for model, purpose in ((Subject, "dek"), (DataRequest, "rdek")):
-        moved += _rewrap_keys(session, model, purpose, old, new, batch_size, progress)
+    for keys in (_SubjectKeys(session), _RequestKeys(session)):
+        moved += _rewrap_keys(session, keys, old, new, batch_size, progress)
     for entry in session.scalars(select(KeyringEntry).where(KeyringEntry.master_key_id == old.master_key_id)):
         entry.wrapped = new.wrap_secret(entry.name, old.unwrap_secret(entry.name, entry.wrapped))
         entry.master_key_id = new.master_key_id
@@ -49,32 +50,64 @@ def rotate_master(
     return moved
 
 
+class _SubjectKeys:
+    """Subjects' data keys, through their repository."""
+
+    purpose = "dek"
+
+    def __init__(self, session: Session) -> None:
+        self.subjects = SubjectRepository(session)
+
+    def after(self, last: str, limit: int) -> list[Any]:
+        return self.subjects.keys_after(last, limit)
+
+    def under(self, master_key_id: str) -> list[Any]:
+        return self.subjects.keys_under(master_key_id)
+
+    def store(self, rewrapped: list[tuple[Any, bytes]], master_key_id: str) -> None:
+        self.subjects.rewrap((row.id, wrapped, master_key_id) for row, wrapped in rewrapped)
 
 
-def _rewrap_keys(session: Session, model: Any, purpose: str, old: Crypto, new: Crypto, batch_size: int,
+class _RequestKeys:
+    """Data-subject requests' keys (ORM objects of the session)."""
+
+    purpose = "rdek"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def after(self, last: str, limit: int) -> list[Any]:
+        return list(self.session.scalars(
+            select(DataRequest).where(DataRequest.id > last).order_by(DataRequest.id).limit(limit)))
+
+    def under(self, master_key_id: str) -> list[Any]:
+        return list(self.session.scalars(select(DataRequest).where(DataRequest.master_key_id == master_key_id)))
+
+    def store(self, rewrapped: list[tuple[Any, bytes]], master_key_id: str) -> None:
+        for row, wrapped in rewrapped:
+            row.wrapped_key, row.master_key_id = wrapped, master_key_id
+
+
+def _rewrap_keys(session: Session, keys: _SubjectKeys | _RequestKeys, old: Crypto, new: Crypto, batch_size: int,
                  progress: Callable[[int], None] | None) -> int:
-    """Re-wrap the data keys of one table (subjects or requests), walking its primary key
-    so that no index on master_key_id is needed, then the rows created behind the walk."""
+    """Re-wrap the keys of one table (subjects or requests), walking its primary key so that
+    no index on master_key_id is needed, then the rows created behind the walk."""
     moved, last = 0, ""
     while True:
-        rows = list(session.scalars(select(model).where(model.id > last).order_by(model.id).limit(batch_size)))
+        rows = keys.after(last, batch_size)
         if not rows:
             break
         batch = [r for r in rows if r.master_key_id == old.master_key_id]
-        for row in batch:
-            _rewrap(row, purpose, old, new)
+        keys.store([(r, _rewrapped(r, keys.purpose, old, new)) for r in batch], new.master_key_id)
         session.commit()
         last = rows[-1].id
         moved += len(batch)
         if progress and batch:
             progress(len(batch))
-    late = list(session.scalars(select(model).where(model.master_key_id == old.master_key_id)))
-    for row in late:
-        _rewrap(row, purpose, old, new)
+    late = keys.under(old.master_key_id)
+    keys.store([(r, _rewrapped(r, keys.purpose, old, new)) for r in late], new.master_key_id)
     return moved + len(late)
 
 
-def _rewrap(row: Any, purpose: str, old: Crypto, new: Crypto) -> None:
-    aad = f"{purpose}|{row.id}".encode()
-    row.wrapped_key = old.rewrap(new, row.wrapped_key, aad)
-    row.master_key_id = new.master_key_id
+def _rewrapped(row: Any, purpose: str, old: Crypto, new: Crypto) -> bytes:
+    return old.rewrap(new, row.wrapped_key, f"{purpose}|{row.id}".encode())

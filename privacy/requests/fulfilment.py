@@ -11,31 +11,22 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from privacy.consent.changes import withdraw
 from privacy.consent.plan import ACTIVE
-from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext, as_json_time
-from privacy.crypto.keys import shred
 from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit
 from privacy.policy.catalogue import Catalogue, load_catalogue
 from privacy.policy.file import Policy
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import CLOSED
-from privacy.storage.models import (
-    ConsentEvent,
-    ConsentState,
-    DataRequest,
-    ExportPackage,
-    HeldField,
-    KeyringEntry,
-    RequestTask,
-    Subject,
-    SubjectField,
-    Suppression,
-)
+from privacy.storage.models import DataRequest, ExportPackage, KeyringEntry, RequestTask
+from privacy.storage.repositories.consent_states import ConsentStateRepository
+from privacy.storage.repositories.ledger import LedgerRepository
+from privacy.storage.repositories.subjects import HeldValue, SubjectRecord, SubjectRepository
 
 ACTOR = LOCAL_SYSTEM
 
@@ -64,7 +55,7 @@ def _source(request: DataRequest) -> dict[str, Any]:
     return {"channel": "data-subject-request", "form": request.type, "request": request.id}
 
 
-def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,
+def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
           now: dt.datetime) -> dict[str, Any]:
     """Art. 17: keep what a legal hold names, destroy the data key, delete the rows.
 
@@ -73,11 +64,31 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
     and a suppression entry keeps the blind index so that checks deny the person and a
     re-import cannot bring them back.
     """
-    crypto, catalogue = ctx.crypto, load_catalogue(ctx.database)
-    had = set(session.scalars(select(ConsentState.purpose).where(ConsentState.subject_id == subject.id)))
+    catalogue = load_catalogue(ctx.database)
+    subjects, states = SubjectRepository(session), ConsentStateRepository(session)
+    had = set(states.of_subject(subject.id))
+    fields = subjects.fields(subject.id)
+    held = _held(session, ctx, catalogue, subject, had, fields, now)
+    if held:
+        subjects.hold(subject.id, held, now)
+    withdrawn = withdraw(session, catalogue, subject.id, None, _source(request), now)
+    subjects.suppress(subject.email_index, subject.id, "erasure", request.id, now)
+    forgotten = _forget_other_requests(session, subject, request, now)
+    states.forget(subject.id)
+    subjects.erase(subject.id, now)  # the database cascades: confirmations, queued mail
+    summary = {"request": request.id, "fields_erased": sorted(set(fields) - {h.name for h in held}),
+               "fields_held": sorted(h.name for h in held), "holds": sorted({h.hold for h in held}),
+               "withdrawn": withdrawn, "requests_forgotten": forgotten}
+    append_audit(session, ACTOR, "subject.erased", now, target=subject.id, details=summary)
+    return summary
+
+
+def _held(session: Session, ctx: PrivacyContext, catalogue: Catalogue, subject: SubjectRecord, had: set[str],
+          fields: dict[str, bytes], now: dt.datetime) -> list[HeldValue]:
+    """The fields a legal hold that covers the subject keeps, re-sealed under the hold's key."""
+    crypto = ctx.crypto
     dek = crypto.data_key(subject)
-    fields = {f.name: f for f in session.scalars(select(SubjectField).where(SubjectField.subject_id == subject.id))}
-    held: list[dict[str, Any]] = []
+    held: list[HeldValue] = []
     for hold in ctx.policy.legal_holds:
         if not hold.covers(catalogue.purposes, had):
             continue
@@ -85,48 +96,34 @@ def erase(session: Session, ctx: PrivacyContext, subject: Subject, request: Data
         if until <= now:
             continue
         for name in hold.fields:
-            row = fields.get(name)
-            if row is None or any(h["name"] == name for h in held):
+            ciphertext = fields.get(name)
+            if ciphertext is None or any(h.name == name for h in held):
                 continue
-            value = crypto.decrypt_field(dek, subject.id, name, row.ciphertext)
-            key_name, ciphertext = crypto.seal_held(session, hold.code, until, subject.id, name, value, now)
-            held.append({"subject_id": subject.id, "name": name, "hold": hold.code, "until": until,
-                         "key_name": key_name, "ciphertext": ciphertext, "created_at": now})
-    if held:
-        session.execute(insert(HeldField), held)
-    withdrawn = ConsentService(ctx).withdraw_for(session, subject.id, None, _source(request), now)
-    session.execute(insert(Suppression), [{"email_index": subject.email_index, "subject_id": subject.id,
-                                           "reason": "erasure", "request_id": request.id, "created_at": now}])
-    forgotten = _forget_other_requests(session, subject, request, now)
-    shred(subject, now)
-    session.flush()
-    session.execute(delete(SubjectField).where(SubjectField.subject_id == subject.id))
-    session.execute(delete(ConsentState).where(ConsentState.subject_id == subject.id))
-    session.execute(delete(Subject).where(Subject.id == subject.id))  # cascades: confirmations, queued mail
-    summary = {"request": request.id, "fields_erased": sorted(set(fields) - {h["name"] for h in held}),
-               "fields_held": sorted(h["name"] for h in held), "holds": sorted({h["hold"] for h in held}),
-               "withdrawn": withdrawn, "requests_forgotten": forgotten}
-    append_audit(session, ACTOR, "subject.erased", now, target=subject.id, details=summary)
-    return summary
+            value = crypto.decrypt_field(dek, subject.id, name, ciphertext)
+            key_name, sealed = crypto.seal_held(session, hold.code, until, subject.id, name, value, now)
+            held.append(HeldValue(name, hold.code, until, key_name, sealed))
+    return held
 
 
 def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
     """Legal holds that have ended: delete the held fields, then destroy every hold key of a
     month that is over (nothing sealed under it may outlive its hold)."""
-    fields = session.execute(delete(HeldField).where(HeldField.until <= now)).rowcount or 0  # type: ignore[attr-defined]
+    subjects = SubjectRepository(session)
+    fields = subjects.release_held(now)
     month = f"{now:%Y-%m}"
     spent = [name for name in session.scalars(select(KeyringEntry.name).where(KeyringEntry.name.like("hold|%")))
              if name.rsplit("|", 1)[-1] < month]
     if spent:
-        session.execute(delete(HeldField).where(HeldField.key_name.in_(spent)))
+        subjects.drop_held_under(spent)
         session.execute(delete(KeyringEntry).where(KeyringEntry.name.in_(spent)))
-    summary = {"fields": int(fields), "keys": len(spent)}
+    summary = {"fields": fields, "keys": len(spent)}
     if fields or spent:
         append_audit(session, ACTOR, "holds.released", now, details=summary)
     return summary
 
 
-def _forget_other_requests(session: Session, subject: Subject, request: DataRequest, now: dt.datetime) -> int:
+def _forget_other_requests(session: Session, subject: SubjectRecord, request: DataRequest, now: dt.datetime
+                           ) -> int:
     """The person's other closed requests lose their key (address, details, any access
     package still on disk, which is then deleted at the next sweep): erasure leaves no copy."""
     others = list(session.scalars(select(DataRequest).where(
@@ -141,53 +138,48 @@ def _forget_other_requests(session: Session, subject: Subject, request: DataRequ
     return len(others)
 
 
-def rectify(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,
+def rectify(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
             changes: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     """Art. 16: apply corrected values, only for fields a purpose the subject holds needs."""
     crypto, catalogue = ctx.crypto, load_catalogue(ctx.database)
-    active = set(session.scalars(select(ConsentState.purpose).where(
-        ConsentState.subject_id == subject.id, ConsentState.status.in_(sorted(ACTIVE)))))
+    subjects = SubjectRepository(session)
+    active = {code for code, s in ConsentStateRepository(session).of_subject(subject.id).items() if s.status in ACTIVE}
     needed = {f for code in active if code in catalogue.purposes for f in catalogue.purposes[code].fields}
+    index = None
     if "email" in changes:
         index = crypto.blind_index(changes["email"])
-        taken = session.scalar(select(Subject.id).where(Subject.email_index == index, Subject.id != subject.id))
-        if taken is not None or session.get(Suppression, index) is not None:
+        if subjects.index_taken(index, subject.id):
             raise Conflict("the new e-mail address belongs to another subject", {"changes.email": ["in use"]})
-        subject.email_index = index
     dek = crypto.data_key(subject)
-    existing = {f.name: f for f in session.scalars(select(SubjectField).where(SubjectField.subject_id == subject.id))}
-    applied, not_stored = [], []
+    stored = set(subjects.fields(subject.id))
+    sealed: dict[str, bytes] = {}
+    not_stored = []
     for name, value in sorted(changes.items()):
-        if name not in needed and name not in existing:
+        if name not in needed and name not in stored:
             not_stored.append(name)  # minimisation: no purpose the subject holds needs it
             continue
-        ciphertext = crypto.encrypt_field(dek, subject.id, name, value)
-        if name in existing:
-            existing[name].ciphertext, existing[name].updated_at = ciphertext, now
-        else:
-            session.add(SubjectField(subject_id=subject.id, name=name, ciphertext=ciphertext, updated_at=now))
-        applied.append(name)
-    subject.updated_at = now
-    summary = {"request": request.id, "fields": applied, "not_stored": not_stored}
+        sealed[name] = crypto.encrypt_field(dek, subject.id, name, value)
+    subjects.save_fields(subject.id, sealed, stored, now)
+    subjects.updated(subject.id, now, email_index=index)
+    summary = {"request": request.id, "fields": list(sealed), "not_stored": not_stored}
     append_audit(session, ACTOR, "subject.rectified", now, target=subject.id, details=summary)
     return summary
 
 
-def restrict(session: Session, subject: Subject, request: DataRequest, restricted: bool,
+def restrict(session: Session, subject: SubjectRecord, request: DataRequest, restricted: bool,
              now: dt.datetime, actor: str = ACTOR) -> dict[str, Any]:
     """Art. 18: while a restriction stands every consent check denies the subject."""
-    subject.restricted = restricted
-    subject.updated_at = now
+    SubjectRepository(session).set_restricted(subject.id, restricted, now)
     summary = {"request": request.id, "restricted": restricted}
     append_audit(session, actor, "subject.restricted" if restricted else "subject.restriction_lifted", now,
                  target=subject.id, details=summary)
     return summary
 
 
-def object_to(session: Session, ctx: PrivacyContext, subject: Subject, request: DataRequest,
+def object_to(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
               purposes: list[str], now: dt.datetime) -> dict[str, Any]:
     """Art. 21(2)-(3): the named purposes are withdrawn at once, on every channel."""
-    withdrawn = ConsentService(ctx).withdraw_for(session, subject.id, purposes, _source(request), now)
+    withdrawn = withdraw(session, load_catalogue(ctx.database), subject.id, purposes, _source(request), now)
     summary = {"request": request.id, "purposes": purposes, "withdrawn": withdrawn}
     append_audit(session, ACTOR, "subject.objected", now, target=subject.id, details=summary)
     return summary
@@ -195,7 +187,7 @@ def object_to(session: Session, ctx: PrivacyContext, subject: Subject, request: 
 
 # --- what an access or portability package holds ---------------------------------------
 
-def collect(session: Session, ctx: PrivacyContext, subject: Subject | None, request: DataRequest,
+def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None, request: DataRequest,
             portability: bool, systems: dict[str, Any]) -> dict[str, Any]:
     """The data of Art. 15(1) (or, for portability, Art. 20's share) as the package's data.json.
 
@@ -207,21 +199,19 @@ def collect(session: Session, ctx: PrivacyContext, subject: Subject | None, requ
     purposes = catalogue.purposes
     if portability:  # Art. 20: only what the subject gave under consent or contract
         purposes = {c: p for c, p in purposes.items() if p.legal_basis in ("consent", "contract")}
-    states = [] if subject is None else list(session.scalars(
-        select(ConsentState).where(ConsentState.subject_id == subject.id, ConsentState.purpose.in_(list(purposes)))
-        .order_by(ConsentState.purpose)))
+    states = [] if subject is None else [
+        s for code, s in ConsentStateRepository(session).of_subject(subject.id).items() if code in purposes]
     holding = {s.purpose for s in states if s.status in ACTIVE}
     fields: list[dict[str, Any]] = []
     if subject is not None:
         dek = ctx.crypto.data_key(subject)
-        for row in session.scalars(select(SubjectField).where(SubjectField.subject_id == subject.id)
-                                   .order_by(SubjectField.name)):
-            used_by = sorted(c for c in holding if row.name in purposes[c].fields)
+        for name, ciphertext in SubjectRepository(session).fields(subject.id).items():
+            used_by = sorted(c for c in holding if name in purposes[c].fields)
             if portability and not used_by:
                 continue
-            spec = policy.fields.get(row.name)
-            fields.append({"name": row.name, "category": spec.category if spec else "other",
-                           "value": ctx.crypto.decrypt_field(dek, subject.id, row.name, row.ciphertext),
+            spec = policy.fields.get(name)
+            fields.append({"name": name, "category": spec.category if spec else "other",
+                           "value": ctx.crypto.decrypt_field(dek, subject.id, name, ciphertext),
                            "purposes": used_by, "source": "given by you (sign-up form or request)"})
     shown = [p for c, p in sorted(purposes.items()) if portability is False or c in {s.purpose for s in states}]
     return {
@@ -246,16 +236,14 @@ def collect(session: Session, ctx: PrivacyContext, subject: Subject | None, requ
 def _history(session: Session, subject_id: str | None, purposes: set[str]) -> Iterator[dict[str, Any]]:
     if subject_id is None:
         return
-    rows = session.execute(select(ConsentEvent).where(ConsentEvent.subject_id == subject_id)
-                           .order_by(ConsentEvent.seq).execution_options(yield_per=500)).scalars()
-    for e in rows:
+    for e in LedgerRepository(session).stream_events_of(subject_id):
         if e.purpose in purposes:
             yield {"seq": e.seq, "purpose": e.purpose, "action": e.action, "status": e.status,
                    "notice_version": e.notice_version, "text_hash": e.text_hash, "source": json.loads(e.source),
                    "recorded_at": as_json_time(e.recorded_at)}
 
 
-def _requests(session: Session, request: DataRequest, subject: Subject | None) -> list[dict[str, Any]]:
+def _requests(session: Session, request: DataRequest, subject: SubjectRecord | None) -> list[dict[str, Any]]:
     who = [DataRequest.email_index == request.email_index]
     if subject is not None:
         who.append(DataRequest.subject_id == subject.id)
@@ -266,9 +254,8 @@ def _requests(session: Session, request: DataRequest, subject: Subject | None) -
 
 
 def _sources(session: Session, subject_id: str) -> list[str]:
-    seen = session.scalars(select(ConsentEvent.source).where(ConsentEvent.subject_id == subject_id).distinct())
     out = set()
-    for raw in seen:
+    for raw in LedgerRepository(session).sources_of(subject_id):
         src = json.loads(raw)
         out.add(" / ".join(f"{k}: {v}" for k, v in sorted(src.items()) if k in ("form", "channel")) or "unknown")
     return sorted(out)

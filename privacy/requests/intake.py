@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.errors import Conflict, InvalidInput
@@ -28,7 +28,8 @@ from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TYPES, move
 from privacy.requests.tokens import VERIFY_DAYS
 from privacy.requests.workflow import WorkflowService
-from privacy.storage.models import DataRequest, Subject
+from privacy.storage.models import DataRequest
+from privacy.storage.repositories.subjects import SubjectRepository
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ class IntakeService:
             if request.status != "pending_verification":
                 raise Conflict(f"the request is {request.status}", {"status": [request.status]},
                                code="not_pending_verification")
-            subject = session.scalars(select(Subject).where(Subject.email_index == request.email_index,
-                                                            Subject.wrapped_key.is_not(None))).one_or_none()
+            found = SubjectRepository(session).by_email_index(request.email_index)
+            subject = found if found is not None and found.wrapped_key is not None else None
             request.subject_id = subject.id if subject is not None else None
             request.verified_at = now
             move(session, request, "verified", "customer", now)

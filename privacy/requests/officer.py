@@ -20,7 +20,9 @@ from privacy.requests import mail as request_mail
 from privacy.requests.deadlines import controller_time_zone, extended
 from privacy.requests.packages import PackageService
 from privacy.requests.states import OPEN, is_open, move
-from privacy.storage.models import AuditEntry, DataRequest, RequestTask, Subject
+from privacy.storage.models import DataRequest, RequestTask
+from privacy.storage.repositories.ledger import LedgerRepository
+from privacy.storage.repositories.subjects import SubjectRepository
 
 MAX_REASON = 2000
 
@@ -40,8 +42,7 @@ class OfficerService:
         request = records.load(self.session(), request_id)
         tasks = self.session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)
                                      .order_by(RequestTask.created_at, RequestTask.system))
-        history = self.session.scalars(select(AuditEntry).where(AuditEntry.target == request_id)
-                                       .order_by(AuditEntry.seq))
+        history = LedgerRepository(self.session).audit_of(request_id)
         view = records.view(request)
         view["systems"] = [{"name": t.system, "status": t.status, "attempts": t.attempts, "last_error": t.last_error}
                            for t in tasks]
@@ -137,7 +138,7 @@ class OfficerService:
             if request.type != "restriction" or request.status not in ("completed", "partially_completed"):
                 raise Conflict("only a completed restriction request can be lifted", {"type": [request.type]},
                                code="not_a_restriction")
-            subject = session.get(Subject, request.subject_id) if request.subject_id else None
+            subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
             if subject is None or not subject.restricted:
                 raise Conflict("no restriction stands for this request", {"restricted": ["false"]},
                                code="not_restricted")

@@ -20,7 +20,8 @@ from privacy.ledger import append_audit
 from privacy.requests import fulfilment, records, tokens
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES
-from privacy.storage.models import DataRequest, ExportPackage, Subject
+from privacy.storage.models import DataRequest, ExportPackage
+from privacy.storage.repositories.subjects import SubjectRepository
 
 
 class PackageService:
@@ -36,7 +37,7 @@ class PackageService:
         and issue its download token; the link to mail."""
         if self.packager is None:
             raise RuntimeError("PackageService needs a packager to answer access requests")
-        subject = session.get(Subject, request.subject_id) if request.subject_id else None
+        subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
         systems = {name: result.get("data", result) for name, result in results.items() if name != LOCAL_SYSTEM}
         data = fulfilment.collect(session, self.ctx, subject, request, request.type == "portability", systems)
         package_id = str(uuid.uuid4())

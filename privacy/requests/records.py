@@ -19,8 +19,10 @@ from privacy.context import as_json_time
 from privacy.crypto.keys import Crypto
 from privacy.errors import Conflict, NotFound
 from privacy.mail.mailer import OutgoingMail
-from privacy.mail.outbox import INSERT_MAIL, sealed_row
-from privacy.storage.models import DataRequest, Subject, SubjectField
+from privacy.mail.outbox import sealed_mail
+from privacy.storage.models import DataRequest
+from privacy.storage.repositories.outbox import OutboxRepository
+from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
 
 LOCAL_SYSTEM = "privacy-service"  # this service, as the actor of automatic moves and as a system with a task
 
@@ -55,28 +57,28 @@ def queue_mail(session: Session, crypto: Crypto, key: bytes, request_id: str, ma
                now: dt.datetime) -> None:
     """Put a mail to the customer in the outbox, sealed under the request's key, in the
     caller's transaction (so it is sent only if what it tells is committed)."""
-    session.execute(INSERT_MAIL, [sealed_row(crypto, key, request_id, mail, now, for_request=True)])
+    OutboxRepository(session).add([sealed_mail(crypto, key, request_id, mail, now, for_request=True)])
 
 
-def customer_address(crypto: Crypto, session: Session, request: DataRequest, subject: Subject) -> str:
+def customer_address(crypto: Crypto, session: Session, request: DataRequest, subject: SubjectRecord) -> str:
     """Where to write to the customer of ``request``: the address the request was opened
     with, or, once its details were forgotten (90 days after it closed), the subject's own."""
     if request.wrapped_key is not None:
         return str(open_details(crypto, request)["email"])
-    field = session.get(SubjectField, (subject.id, "email")) if subject.wrapped_key is not None else None
-    if field is None:
+    sealed = SubjectRepository(session).fields(subject.id).get("email") if subject.wrapped_key is not None else None
+    if sealed is None:
         raise Conflict("the customer cannot be told: neither the request nor the subject keeps an address",
                        {"email": ["not kept"]}, code="no_address")
-    return crypto.decrypt_field(crypto.data_key(subject), subject.id, "email", field.ciphertext)
+    return crypto.decrypt_field(crypto.data_key(subject), subject.id, "email", sealed)
 
 
-def queue_notice(session: Session, crypto: Crypto, request: DataRequest, subject: Subject, mail: OutgoingMail,
+def queue_notice(session: Session, crypto: Crypto, request: DataRequest, subject: SubjectRecord, mail: OutgoingMail,
                  now: dt.datetime) -> None:
     """:func:`queue_mail` under the request's key, or the subject's once the request's is gone."""
     if request.wrapped_key is not None:
         queue_mail(session, crypto, crypto.request_key(request), request.id, mail, now)
     else:
-        session.execute(INSERT_MAIL, [sealed_row(crypto, crypto.data_key(subject), subject.id, mail, now)])
+        OutboxRepository(session).add([sealed_mail(crypto, crypto.data_key(subject), subject.id, mail, now)])
 
 
 def view(request: DataRequest) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from privacy.requests.packages import PackageService
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TASK_DONE, move
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES, VERIFY_DAYS
-from privacy.storage.models import DataRequest, RequestTask, Subject
+from privacy.storage.models import DataRequest, RequestTask
+from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class WorkflowService:
                                                              RequestTask.system == LOCAL_SYSTEM)).one_or_none()
             if task is None or task.status in TASK_DONE:
                 return task.status if task else None
-            subject = session.get(Subject, request.subject_id) if request.subject_id else None
+            subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
             details = records.open_details(self.ctx.crypto, request)
             task.attempts += 1
             task.updated_at = now
@@ -93,7 +94,7 @@ class WorkflowService:
                          details={"system": LOCAL_SYSTEM, "status": task.status})
             return task.status
 
-    def _attempt(self, session: Session, request: DataRequest, task: RequestTask, subject: Subject,
+    def _attempt(self, session: Session, request: DataRequest, task: RequestTask, subject: SubjectRecord,
                  details: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
         """One try at the local work, in a savepoint: its summary and outcome on ``task``, or
         None after a fault that the scheduler retries (until ``LOCAL_ATTEMPTS``, then failed)."""
@@ -114,7 +115,7 @@ class WorkflowService:
             task.status = "failed"
             return {"error": "internal_error"}
 
-    def _local_work(self, session: Session, request: DataRequest, subject: Subject, details: dict[str, Any],
+    def _local_work(self, session: Session, request: DataRequest, subject: SubjectRecord, details: dict[str, Any],
                     now: dt.datetime) -> dict[str, Any]:
         if request.type == "erasure":
             return fulfilment.erase(session, self.ctx, subject, request, now)

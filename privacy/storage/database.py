@@ -32,9 +32,10 @@ class Database:
     """An engine and a scoped session on it, with the two ways this service writes.
 
     ``unit_of_work()`` is an ORM transaction on the session; ``raw_write()`` and
-    ``raw_read()`` are short transactions on a pooled DBAPI connection, for the statements
-    of :mod:`privacy.storage.statements` (the sign-up's hot path). Both take SQLite's
-    cross-process writer lock and let the checkpoint thread know of the write.
+    ``raw_read()`` are short transactions on a pooled DBAPI connection (the sign-up's hot
+    path). The repositories (:mod:`privacy.storage.repositories`) run their statements on
+    either. Both writes take SQLite's cross-process writer lock and let the checkpoint
+    thread know of the write.
     """
 
     def __init__(self, engine: Engine, session: scoped_session[Any] | None = None) -> None:

@@ -1,13 +1,18 @@
-"""Core statements compiled once and run straight on a DBAPI cursor: the fast write path
-behind the repositories (see :class:`RawStatement`)."""
+"""How the repositories' statements run: in a short transaction straight on a DBAPI cursor
+(:class:`RawTransaction`, the sign-up's fast path) or on a unit of work's connection
+(:class:`CoreTransaction`). Both offer the same calls (:class:`Transaction`), so that a
+repository writes each statement once and any caller can run it."""
 from __future__ import annotations
 
 import collections
 import functools
 import operator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from sqlalchemy import DateTime
+from sqlalchemy import Connection, DateTime
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 _time_converters: dict[tuple[Any, ...], Any] = {}
@@ -72,8 +77,29 @@ class RawStatement:
         return values if self.positional else dict(zip(self._names, values, strict=True))
 
 
+class Transaction(Protocol):
+    """What a repository needs of a transaction: run a statement once or per row, read rows."""
+
+    dialect: Any
+
+    def run(self, prepared: Prepared) -> None: ...
+
+    def execute(self, stmt: Any, row: Any = None) -> Any: ...
+
+    def executemany(self, stmt: Any, rows: list[Any]) -> None: ...
+
+    def first(self, stmt: Any, row: Any = None) -> Any: ...
+
+    def all(self, stmt: Any, row: Any = None) -> list[Any]: ...
+
+    def stream(self, stmt: Any, row: Any, batch: int) -> Iterator[Any]: ...
+
+    def driver_sql(self, sql: str, params: Any) -> list[Any]:
+        """The rows of SQL written for the driver (its own parameter style), as it returns them."""
+
+
 class RawTransaction:
-    """Statements of one write transaction on a DBAPI cursor (see :func:`raw_write`)."""
+    """Statements of one transaction on a DBAPI cursor (see :meth:`Database.raw_write`)."""
 
     def __init__(self, cursor: Any, dialect: Any) -> None:
         self.cursor = cursor
@@ -111,6 +137,81 @@ class RawTransaction:
     def all(self, stmt: Any, row: Any = None) -> list[Any]:
         compiled = self._statement(stmt)
         return [compiled.row(values) for values in self.execute(stmt, row).fetchall()]
+
+    def stream(self, stmt: Any, row: Any, batch: int) -> Iterator[Any]:
+        """The rows of ``stmt``, fetched ``batch`` at a time."""
+        compiled = self._statement(stmt)
+        cursor = self.execute(stmt, row)
+        while values := cursor.fetchmany(batch):
+            yield from (compiled.row(v) for v in values)
+
+    def driver_sql(self, sql: str, params: Any) -> list[Any]:
+        self.cursor.execute(sql, params)
+        return list(self.cursor.fetchall())
+
+
+class CoreTransaction:
+    """A unit of work's session with the calls of a :class:`RawTransaction`.
+
+    Statements run through Core on the session's connection (the transaction it is in at
+    each call, so a repository may outlive a commit), which converts values and rows as the
+    raw path does. Rows prepared for the raw path (:func:`prepare`) run as driver-level SQL.
+    """
+
+    def __init__(self, session: Session | scoped_session[Any]) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect
+
+    @property
+    def conn(self) -> Connection:
+        return self.session.connection()
+
+    def run(self, prepared: Prepared) -> None:
+        compiled, params = prepared
+        if params:  # positional values come as lists, which Core takes as tuples
+            rows = [p if isinstance(p, dict) else tuple(p) for p in params]
+            self.conn.exec_driver_sql(compiled.sql, rows[0] if len(rows) == 1 else rows)
+
+    def execute(self, stmt: Any, row: Any = None) -> Any:
+        if isinstance(row, list) and not row:
+            return None  # no rows: nothing to run (Core would run the statement once)
+        return self.conn.execute(stmt, row if row is not None else {})
+
+    def executemany(self, stmt: Any, rows: list[Any]) -> None:
+        if rows:
+            self.conn.execute(stmt, rows)
+
+    def first(self, stmt: Any, row: Any = None) -> Any:
+        return self.conn.execute(stmt, row or {}).first()
+
+    def all(self, stmt: Any, row: Any = None) -> list[Any]:
+        return list(self.conn.execute(stmt, row or {}).all())
+
+    def stream(self, stmt: Any, row: Any, batch: int) -> Iterator[Any]:
+        """The rows of ``stmt``, fetched ``batch`` at a time (a server-side cursor on PostgreSQL)."""
+        yield from self.conn.execute(stmt.execution_options(yield_per=batch), row)
+
+    def driver_sql(self, sql: str, params: Any) -> list[Any]:
+        return list(self.conn.exec_driver_sql(sql, params).cursor.fetchall())
+
+
+AnyTransaction = Session | scoped_session[Any] | Transaction
+"""What a repository is built on: a raw transaction, or a unit of work's session."""
+
+
+_SESSIONS = (Session, scoped_session)
+
+
+def as_transaction(tx: AnyTransaction) -> Transaction:
+    """``tx`` itself, or the connection of a unit of work's session as a :class:`Transaction`."""
+    if type(tx) is RawTransaction:  # the sign-up's, several times a request
+        return tx
+    return CoreTransaction(tx) if isinstance(tx, _SESSIONS) else tx
+
+
+def integrity_errors(dialect: Any) -> tuple[type[Exception], ...]:
+    """A duplicate key as either path reports it: SQLAlchemy's error (Core) or the driver's (raw)."""
+    return IntegrityError, dialect.loaded_dbapi.IntegrityError
 
 
 _compiled_statements: dict[str, dict[Any, RawStatement]] = {}

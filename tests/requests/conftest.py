@@ -42,8 +42,7 @@ def sign_up(ctx: PrivacyContext, email: str = ANNA) -> str:
     """A customer with consents and fields; their subject id."""
     body = json.loads(json.dumps(SIGNUP))
     body["subject"]["email"] = email
-    _, answer = ConsentService(ctx).record(ConsentCommand(**body), utcnow())
-    return str(answer["subject_id"])
+    return str(ConsentService(ctx).record(ConsentCommand(**body), utcnow()).body["subject_id"])
 
 
 def open_request(intake: IntakeService, kind: str, now: dt.datetime | None = None, email: str = ANNA,
