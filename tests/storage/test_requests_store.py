@@ -193,20 +193,22 @@ def test_tasks_are_listed_as_planned_and_a_saved_task_keeps_its_outcome(ctx: Pri
 def test_a_package_expires_with_its_request_forgotten_and_is_marked_deleted_once(ctx: PrivacyContext) -> None:
     request, other = new_request(ctx), new_request(ctx)
     lasting = LATER + dt.timedelta(days=6)
+    packages = {r.id: PackageRecord(str(uuid.uuid4()), r.id, "access", f"{r.id}.zip", 100, NOW, lasting, None)
+                for r in (request, other)}
     with ctx.database.unit_of_work() as session:
         requests = RequestRepository(session)
-        for r in (request, other):
-            requests.add_package(PackageRecord(f"p-{r.id}", r.id, "access", f"{r.id}.zip", 100, NOW, lasting, None))
+        for package in packages.values():
+            requests.add_package(package)
     with ctx.database.unit_of_work() as session:
         requests = RequestRepository(session)
         assert requests.expired_packages(LATER) == []
         requests.expire_package(request.id, NOW)
         (expired,) = requests.expired_packages(LATER)
-        assert expired == PackageRecord(f"p-{request.id}", request.id, "access", f"{request.id}.zip", 100, NOW, NOW,
-                                        None)
+        assert expired == dataclasses.replace(packages[request.id], expires_at=NOW)
         assert requests.package_deleted(expired.id, LATER) is True
-        assert requests.package_deleted("p-none", LATER) is False
+        assert requests.package_deleted(str(uuid.uuid4()), LATER) is False
         assert requests.expired_packages(LATER) == []
+        assert requests.package_of(other.id) == packages[other.id]
         package = requests.package_of(request.id)
     assert package is not None and package.deleted_at == LATER
 
