@@ -33,15 +33,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from privacy.storage.models import KeyringEntry, MasterKey
+from privacy.storage.repositories.keys import KeyRepository, KeyringRecord
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 FIELD_FORMAT = b"\x01"
+HOLD_KEY_PREFIX = "hold|"  # a legal hold's key: hold|<code>|<end month>, destroyed once the month is over
 
 
 class CryptoError(Exception):
@@ -143,9 +143,11 @@ class Crypto:
 
     def bootstrap(self, session: Session, now: dt.datetime) -> None:
         """Check the master key against the database and create the keyring on first use."""
-        rows = {mk.key_id: mk for mk in session.scalars(select(MasterKey))}
+        keys = KeyRepository(session)
+        rows = {mk.key_id: mk for mk in keys.master_keys()}
         mine = rows.get(self.master_key_id)
         if mine is not None and mine.status == "retired":
+            assert mine.retired_at is not None
             raise MasterKeyRefused(
                 "PRIVACY_MASTER_KEY was retired by 'privacy keys rotate-master' "
                 f"on {mine.retired_at:%Y-%m-%d}; start with the new key"
@@ -156,23 +158,15 @@ class Crypto:
                 "PRIVACY_MASTER_KEY is not the key this database is encrypted under "
                 f"(expected key id {active[0].key_id}, got {self.master_key_id})"
             )
-        if mine is None:
-            session.add(MasterKey(key_id=self.master_key_id, status="active", created_at=now))
-        elif mine.status != "active":
+        if mine is not None and mine.status != "active":
             raise MasterKeyRefused("this master key is the target of an unfinished rotation")
-        for name, make in ((self.INDEX_ROOT, self._new_index_root), (self.SIGNING_KEY, self._new_signing_key)):
-            if session.get(KeyringEntry, name) is None:
-                secret, public = make()
-                session.add(
-                    KeyringEntry(
-                        name=name,
-                        wrapped=self.wrap_secret(name, secret),
-                        master_key_id=self.master_key_id,
-                        public=public,
-                        created_at=now,
-                    )
-                )
         try:
+            if mine is None:
+                keys.add_master_key(self.master_key_id, "active", now)
+            for name, make in ((self.INDEX_ROOT, self._new_index_root), (self.SIGNING_KEY, self._new_signing_key)):
+                if keys.entry(name) is None:
+                    secret, public = make()
+                    keys.add_entry(KeyringRecord(name, self.wrap_secret(name, secret), self.master_key_id, public, now))
             session.commit()
         except IntegrityError:
             # Another worker bootstrapped at the same moment; its rows are as good as ours.
@@ -193,7 +187,7 @@ class Crypto:
         return raw, b64url(public)
 
     def load_keyring(self, session: Session) -> None:
-        entries = {e.name: e for e in session.scalars(select(KeyringEntry))}
+        entries = {e.name: e for e in KeyRepository(session).entries()}
         root = self.unwrap_secret(self.INDEX_ROOT, entries[self.INDEX_ROOT].wrapped)
         self._index_key = _hkdf(root, "privacy blind-index v1 email")
         self._link_key = _hkdf(root, "privacy withdraw-link v1")
@@ -254,16 +248,16 @@ class Crypto:
         One key per hold and month: when the month is over, destroying that one keyring
         entry makes every field held until then unreadable. Returns (key name, ciphertext).
         """
-        name = f"hold|{hold}|{until:%Y-%m}"
-        entry = session.get(KeyringEntry, name)
+        name = f"{HOLD_KEY_PREFIX}{hold}|{until:%Y-%m}"
+        keys = KeyRepository(session)
+        entry = keys.entry(name)
         if entry is None:
             key = AESGCM.generate_key(bit_length=256)
             try:
                 with session.begin_nested():
-                    session.add(KeyringEntry(name=name, wrapped=self.wrap_secret(name, key),
-                                             master_key_id=self.master_key_id, created_at=now))
+                    keys.add_entry(KeyringRecord(name, self.wrap_secret(name, key), self.master_key_id, None, now))
             except IntegrityError:  # another erasure made this month's key a moment ago
-                entry = session.get(KeyringEntry, name)
+                entry = keys.entry(name)
         if entry is not None:
             key = self.unwrap_secret(name, entry.wrapped)
         aad = f"held|{subject_id}|{field}|{until.isoformat()}".encode()
@@ -271,7 +265,7 @@ class Crypto:
 
     def open_held(self, session: Session, key_name: str, until: dt.datetime, subject_id: str, field: str,
                   blob: bytes) -> str:
-        entry = session.get(KeyringEntry, key_name)
+        entry = KeyRepository(session).entry(key_name)
         if entry is None:
             raise KeyShredded(f"hold key {key_name} was destroyed")
         key = self.unwrap_secret(key_name, entry.wrapped)

@@ -5,12 +5,12 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from privacy.crypto.keys import Crypto
 from privacy.ledger import append_audit
-from privacy.storage.models import DataRequest, KeyringEntry, MasterKey
+from privacy.storage.repositories.keys import KeyRepository
+from privacy.storage.repositories.requests import RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
 
 
@@ -31,19 +31,17 @@ def rotate_master(
     """
     if old.master_key_id == new.master_key_id:
         raise ValueError("the new master key is the current one")
-    if session.get(MasterKey, new.master_key_id) is None:
-        session.add(MasterKey(key_id=new.master_key_id, status="rotating", created_at=now))
+    master_keys = KeyRepository(session)
+    if master_keys.master_key(new.master_key_id) is None:
+        master_keys.add_master_key(new.master_key_id, "rotating", now)
         session.commit()
     moved = 0
     for keys in (_SubjectKeys(session), _RequestKeys(session)):
         moved += _rewrap_keys(session, keys, old, new, batch_size, progress)
-    for entry in session.scalars(select(KeyringEntry).where(KeyringEntry.master_key_id == old.master_key_id)):
-        entry.wrapped = new.wrap_secret(entry.name, old.unwrap_secret(entry.name, entry.wrapped))
-        entry.master_key_id = new.master_key_id
-    session.execute(
-        update(MasterKey).where(MasterKey.key_id == old.master_key_id).values(status="retired", retired_at=now)
-    )
-    session.execute(update(MasterKey).where(MasterKey.key_id == new.master_key_id).values(status="active"))
+    master_keys.rewrap((e.name, new.wrap_secret(e.name, old.unwrap_secret(e.name, e.wrapped)), new.master_key_id)
+                       for e in master_keys.entries_under(old.master_key_id))
+    master_keys.retire(old.master_key_id, now)
+    master_keys.set_status(new.master_key_id, "active")
     append_audit(session, actor, "key.rotate_master", now, target=new.master_key_id,
                  details={"from": old.master_key_id, "rewrapped": moved})
     session.commit()
@@ -69,23 +67,21 @@ class _SubjectKeys:
 
 
 class _RequestKeys:
-    """Data-subject requests' keys (ORM objects of the session)."""
+    """Data-subject requests' keys, through their repository."""
 
     purpose = "rdek"
 
     def __init__(self, session: Session) -> None:
-        self.session = session
+        self.requests = RequestRepository(session)
 
     def after(self, last: str, limit: int) -> list[Any]:
-        return list(self.session.scalars(
-            select(DataRequest).where(DataRequest.id > last).order_by(DataRequest.id).limit(limit)))
+        return self.requests.keys_after(last, limit)
 
     def under(self, master_key_id: str) -> list[Any]:
-        return list(self.session.scalars(select(DataRequest).where(DataRequest.master_key_id == master_key_id)))
+        return self.requests.keys_under(master_key_id)
 
     def store(self, rewrapped: list[tuple[Any, bytes]], master_key_id: str) -> None:
-        for row, wrapped in rewrapped:
-            row.wrapped_key, row.master_key_id = wrapped, master_key_id
+        self.requests.rewrap((row.id, wrapped, master_key_id) for row, wrapped in rewrapped)
 
 
 def _rewrap_keys(session: Session, keys: _SubjectKeys | _RequestKeys, old: Crypto, new: Crypto, batch_size: int,

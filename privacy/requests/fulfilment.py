@@ -11,21 +11,22 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from privacy.consent.changes import withdraw
 from privacy.consent.plan import ACTIVE
 from privacy.context import PrivacyContext, as_json_time
+from privacy.crypto.keys import HOLD_KEY_PREFIX
 from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit
 from privacy.policy.catalogue import Catalogue, load_catalogue
 from privacy.policy.file import Policy
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import CLOSED
-from privacy.storage.models import DataRequest, ExportPackage, KeyringEntry, RequestTask
 from privacy.storage.repositories.consent_states import ConsentStateRepository
+from privacy.storage.repositories.keys import KeyRepository
 from privacy.storage.repositories.ledger import LedgerRepository
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository
 from privacy.storage.repositories.subjects import HeldValue, SubjectRecord, SubjectRepository
 
 ACTOR = LOCAL_SYSTEM
@@ -51,11 +52,11 @@ def validate_purposes(catalogue: Catalogue, purposes: Any) -> list[str]:
     return sorted(set(purposes))
 
 
-def _source(request: DataRequest) -> dict[str, Any]:
+def _source(request: RequestRecord) -> dict[str, Any]:
     return {"channel": "data-subject-request", "form": request.type, "request": request.id}
 
 
-def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
+def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: RequestRecord,
           now: dt.datetime) -> dict[str, Any]:
     """Art. 17: keep what a legal hold names, destroy the data key, delete the rows.
 
@@ -111,34 +112,30 @@ def release_expired_holds(session: Session, now: dt.datetime) -> dict[str, int]:
     subjects = SubjectRepository(session)
     fields = subjects.release_held(now)
     month = f"{now:%Y-%m}"
-    spent = [name for name in session.scalars(select(KeyringEntry.name).where(KeyringEntry.name.like("hold|%")))
-             if name.rsplit("|", 1)[-1] < month]
+    keys = KeyRepository(session)
+    spent = [name for name in keys.names_starting(HOLD_KEY_PREFIX) if name.rsplit("|", 1)[-1] < month]
     if spent:
         subjects.drop_held_under(spent)
-        session.execute(delete(KeyringEntry).where(KeyringEntry.name.in_(spent)))
+        keys.delete(spent)
     summary = {"fields": fields, "keys": len(spent)}
     if fields or spent:
         append_audit(session, ACTOR, "holds.released", now, details=summary)
     return summary
 
 
-def _forget_other_requests(session: Session, subject: SubjectRecord, request: DataRequest, now: dt.datetime
+def _forget_other_requests(session: Session, subject: SubjectRecord, request: RequestRecord, now: dt.datetime
                            ) -> int:
     """The person's other closed requests lose their key (address, details, any access
     package still on disk, which is then deleted at the next sweep): erasure leaves no copy."""
-    others = list(session.scalars(select(DataRequest).where(
-        or_(DataRequest.subject_id == subject.id, DataRequest.email_index == subject.email_index),
-        DataRequest.id != request.id, DataRequest.status.in_(CLOSED), DataRequest.wrapped_key.is_not(None))))
+    requests = RequestRepository(session)
+    others = requests.ids_keyed_of_person(subject.email_index, subject.id, CLOSED, except_id=request.id)
     for other in others:
-        other.wrapped_key = other.master_key_id = other.sealed = None
-        other.updated_at = now
-        session.execute(update(RequestTask).where(RequestTask.request_id == other.id).values(result=None))
-        session.execute(update(ExportPackage).where(ExportPackage.request_id == other.id,
-                                                    ExportPackage.deleted_at.is_(None)).values(expires_at=now))
+        requests.forget(other, now)
+        requests.expire_package(other, now)
     return len(others)
 
 
-def rectify(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
+def rectify(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: RequestRecord,
             changes: dict[str, str], now: dt.datetime) -> dict[str, Any]:
     """Art. 16: apply corrected values, only for fields a purpose the subject holds needs."""
     crypto, catalogue = ctx.crypto, load_catalogue(ctx.database)
@@ -166,7 +163,7 @@ def rectify(session: Session, ctx: PrivacyContext, subject: SubjectRecord, reque
     return summary
 
 
-def restrict(session: Session, subject: SubjectRecord, request: DataRequest, restricted: bool,
+def restrict(session: Session, subject: SubjectRecord, request: RequestRecord, restricted: bool,
              now: dt.datetime, actor: str = ACTOR) -> dict[str, Any]:
     """Art. 18: while a restriction stands every consent check denies the subject."""
     SubjectRepository(session).set_restricted(subject.id, restricted, now)
@@ -176,7 +173,7 @@ def restrict(session: Session, subject: SubjectRecord, request: DataRequest, res
     return summary
 
 
-def object_to(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: DataRequest,
+def object_to(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request: RequestRecord,
               purposes: list[str], now: dt.datetime) -> dict[str, Any]:
     """Art. 21(2)-(3): the named purposes are withdrawn at once, on every channel."""
     withdrawn = withdraw(session, load_catalogue(ctx.database), subject.id, purposes, _source(request), now)
@@ -187,7 +184,7 @@ def object_to(session: Session, ctx: PrivacyContext, subject: SubjectRecord, req
 
 # --- what an access or portability package holds ---------------------------------------
 
-def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None, request: DataRequest,
+def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None, request: RequestRecord,
             portability: bool, systems: dict[str, Any]) -> dict[str, Any]:
     """The data of Art. 15(1) (or, for portability, Art. 20's share) as the package's data.json.
 
@@ -243,11 +240,8 @@ def _history(session: Session, subject_id: str | None, purposes: set[str]) -> It
                    "recorded_at": as_json_time(e.recorded_at)}
 
 
-def _requests(session: Session, request: DataRequest, subject: SubjectRecord | None) -> list[dict[str, Any]]:
-    who = [DataRequest.email_index == request.email_index]
-    if subject is not None:
-        who.append(DataRequest.subject_id == subject.id)
-    rows = session.scalars(select(DataRequest).where(or_(*who)).order_by(DataRequest.received_at))
+def _requests(session: Session, request: RequestRecord, subject: SubjectRecord | None) -> list[dict[str, Any]]:
+    rows = RequestRepository(session).of_person(request.email_index, subject.id if subject is not None else None)
     return [{"id": r.id, "type": r.type, "status": r.status, "received_at": as_json_time(r.received_at),
              "due_at": as_json_time(r.extended_until or r.due_at), "completed_at": as_json_time(r.completed_at)}
             for r in rows]

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
-
 from privacy.context import PrivacyContext
 from privacy.ledger import append_audit
 from privacy.requests import fulfilment, records
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import CLOSED
-from privacy.storage.models import DataRequest, RequestTask
+from privacy.storage.repositories.requests import RequestRepository
 
 DETAILS_KEPT = dt.timedelta(days=90)  # after closing: time to answer follow-up questions, then forget
 
@@ -30,15 +28,12 @@ class HousekeepingService:
         and answers they held become unreadable; the request's dates, status and audit trail
         stay as proof that it was handled."""
         cutoff = now - after
-        ids = list(self.session.scalars(select(DataRequest.id).where(
-            DataRequest.status.in_(list(CLOSED)), DataRequest.wrapped_key.is_not(None),
-            func.coalesce(DataRequest.completed_at, DataRequest.updated_at) <= cutoff)))
+        ids = RequestRepository(self.session).ids_keyed_closed_before(CLOSED, cutoff)
         self.session.rollback()
         for request_id in ids:
             with self.database.unit_of_work() as session:
-                request = records.load(session, request_id, lock=True)
-                request.wrapped_key = request.master_key_id = request.sealed = None
-                session.execute(update(RequestTask).where(RequestTask.request_id == request_id).values(result=None))
+                records.load(session, request_id, lock=True)
+                RequestRepository(session).forget(request_id)
                 append_audit(session, LOCAL_SYSTEM, "request.details_destroyed", now, target=request_id)
         return len(ids)
 

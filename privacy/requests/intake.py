@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
-
 from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit, timestamp
@@ -28,7 +26,7 @@ from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TYPES, move
 from privacy.requests.tokens import VERIFY_DAYS
 from privacy.requests.workflow import WorkflowService
-from privacy.storage.models import DataRequest
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
 
 log = logging.getLogger(__name__)
@@ -63,12 +61,12 @@ class IntakeService:
         key, wrapped = crypto.new_request_key(request_id)
         due = one_month_after(now, self.tz)
         with self.database.unit_of_work() as session:
-            session.execute(insert(DataRequest), [{
-                "id": request_id, "type": cmd.type, "status": "pending_verification",
-                "email_index": crypto.blind_index(details["email"]), "subject_id": None, "wrapped_key": wrapped,
-                "master_key_id": crypto.master_key_id, "language": cmd.language, "received_at": now,
-                "due_at": due, "extended_until": None, "verified_at": None, "completed_at": None,
-                "updated_at": now, "sealed": records.seal_details(crypto, key, request_id, details)}])
+            RequestRepository(session).add(RequestRecord(
+                id=request_id, type=cmd.type, status="pending_verification",
+                email_index=crypto.blind_index(details["email"]), subject_id=None, wrapped_key=wrapped,
+                master_key_id=crypto.master_key_id, sealed=records.seal_details(crypto, key, request_id, details),
+                language=cmd.language, received_at=now, due_at=due, extended_until=None, verified_at=None,
+                completed_at=None, updated_at=now))
             token = tokens.issue(session, request_id, "verify", now + dt.timedelta(days=VERIFY_DAYS), 1)
             link = f"{self.ctx.public_url}/v1/requests/{request_id}/verify?token={token}"
             type_name = request_mail.type_name(cmd.language, cmd.type)
@@ -112,8 +110,7 @@ class IntakeService:
                                code="not_pending_verification")
             found = SubjectRepository(session).by_email_index(request.email_index)
             subject = found if found is not None and found.wrapped_key is not None else None
-            request.subject_id = subject.id if subject is not None else None
-            request.verified_at = now
+            RequestRepository(session).set_verified(request, subject.id if subject is not None else None, now)
             move(session, request, "verified", "customer", now)
             systems = self.workflow.plan_tasks(session, request, now)
             move(session, request, "in_progress", LOCAL_SYSTEM, now, {"systems": systems})

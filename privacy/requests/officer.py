@@ -10,8 +10,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import func, select
-
 from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit, timestamp
@@ -20,8 +18,8 @@ from privacy.requests import mail as request_mail
 from privacy.requests.deadlines import controller_time_zone, extended
 from privacy.requests.packages import PackageService
 from privacy.requests.states import OPEN, is_open, move
-from privacy.storage.models import DataRequest, RequestTask
 from privacy.storage.repositories.ledger import LedgerRepository
+from privacy.storage.repositories.requests import RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
 
 MAX_REASON = 2000
@@ -40,8 +38,7 @@ class OfficerService:
     def get(self, request_id: str) -> dict[str, Any]:
         """One request with each system's status and its history (from the audit log)."""
         request = records.load(self.session(), request_id)
-        tasks = self.session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)
-                                     .order_by(RequestTask.created_at, RequestTask.system))
+        tasks = RequestRepository(self.session).tasks_of(request_id)
         history = LedgerRepository(self.session).audit_of(request_id)
         view = records.view(request)
         view["systems"] = [{"name": t.system, "status": t.status, "attempts": t.attempts, "last_error": t.last_error}
@@ -58,18 +55,8 @@ class OfficerService:
               overdue: bool | None = None, due_before: dt.datetime | None = None, limit: int = 500
               ) -> list[dict[str, Any]]:
         """The officer's queue, soonest deadline first."""
-        deadline = func.coalesce(DataRequest.extended_until, DataRequest.due_at)
-        late = DataRequest.status.in_(list(OPEN)) & (deadline < now)
-        query = select(DataRequest)
-        if status is not None:
-            query = query.where(DataRequest.status == status)
-        if type_ is not None:
-            query = query.where(DataRequest.type == type_)
-        if overdue is not None:
-            query = query.where(late if overdue else ~late)
-        if due_before is not None:
-            query = query.where(deadline < due_before)
-        rows = self.session.scalars(query.order_by(deadline, DataRequest.received_at, DataRequest.id).limit(limit))
+        rows = RequestRepository(self.session).queue(now, OPEN, status=status, type_=type_, overdue=overdue,
+                                                     due_before=due_before, limit=limit)
         return [{**records.view(r), "overdue": is_open(r.status) and (r.extended_until or r.due_at) < now}
                 for r in rows]
 
@@ -89,22 +76,22 @@ class OfficerService:
                 raise Conflict("an extension must be given within the first month", {"days": ["too late"]},
                                code="deadline_passed")
             try:
-                request.extended_until = extended(request.due_at, days, self.tz)
+                until = extended(request.due_at, days, self.tz)
             except ValueError as exc:
                 raise InvalidInput.field("days", str(exc)) from None
-            request.updated_at = now
             key = self.ctx.crypto.request_key(request)
             details = records.open_details(self.ctx.crypto, request)
             details["extension_reason"] = reason
-            request.sealed = records.seal_details(self.ctx.crypto, key, request.id, details)
-            due_local = request.extended_until.astimezone(self.tz).date().isoformat()
+            RequestRepository(session).set_extended(
+                request, until, records.seal_details(self.ctx.crypto, key, request.id, details), now)
+            due_local = until.astimezone(self.tz).date().isoformat()
             lang = request.language
             body = request_mail.text(lang, "extended.body", type=request_mail.type_name(lang, request.type),
                                      reason=reason, due=due_local, id=request.id)
             mail = request_mail.mail(details["email"], lang, "extended.subject", body)
             records.queue_mail(session, self.ctx.crypto, key, request.id, mail, now)
             append_audit(session, actor, "request.extended", now, target=request.id,
-                         details={"days": days, "extended_until": timestamp(request.extended_until)})
+                         details={"days": days, "extended_until": timestamp(until)})
         return self.get(request_id)
 
     def reject(self, request_id: str, reason: str, actor: str, now: dt.datetime) -> dict[str, Any]:
@@ -116,8 +103,9 @@ class OfficerService:
             details = records.open_details(self.ctx.crypto, request)
             details["rejection_reason"] = reason
             key = self.ctx.crypto.request_key(request)
-            request.sealed = records.seal_details(self.ctx.crypto, key, request.id, details)
-            request.completed_at = now
+            requests = RequestRepository(session)
+            requests.set_sealed(request, records.seal_details(self.ctx.crypto, key, request.id, details))
+            requests.set_completed(request, now)
             authority = self.ctx.policy.controller.get("supervisory_authority") or {}
             lang = request.language
             body = request_mail.text(lang, "rejected.body", type=request_mail.type_name(lang, request.type),

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from privacy.context import Packager, PrivacyContext, as_json_time
@@ -20,7 +19,7 @@ from privacy.ledger import append_audit
 from privacy.requests import fulfilment, records, tokens
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES
-from privacy.storage.models import DataRequest, ExportPackage
+from privacy.storage.repositories.requests import PackageRecord, RequestRecord, RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
 
 
@@ -31,7 +30,7 @@ class PackageService:
         self.session = ctx.database.session
         self.packager = packager if packager is not None else ctx.packages
 
-    def build(self, session: Session, request: DataRequest, key: bytes, results: dict[str, Any],
+    def build(self, session: Session, request: RequestRecord, key: bytes, results: dict[str, Any],
               now: dt.datetime) -> str:
         """Collect the subject's data (and the connected systems' ``results``) into a package
         and issue its download token; the link to mail."""
@@ -45,8 +44,9 @@ class PackageService:
         info = {"id": request.id, "type": request.type, "received_at": as_json_time(request.received_at),
                 "due_at": as_json_time(request.extended_until or request.due_at)}
         file_name, size = self.packager.build(package_id, file_key, request.type, request.language, info, data, now)
-        session.add(ExportPackage(id=package_id, request_id=request.id, kind=request.type, file_name=file_name,
-                                  size=size, created_at=now, expires_at=now + dt.timedelta(days=DOWNLOAD_DAYS)))
+        RequestRepository(session).add_package(PackageRecord(
+            id=package_id, request_id=request.id, kind=request.type, file_name=file_name, size=size, created_at=now,
+            expires_at=now + dt.timedelta(days=DOWNLOAD_DAYS), deleted_at=None))
         token = tokens.issue(session, request.id, "download", now + dt.timedelta(days=DOWNLOAD_DAYS), DOWNLOAD_USES)
         append_audit(session, LOCAL_SYSTEM, "request.package_built", now, target=request.id,
                      details={"package": package_id, "size": size})
@@ -62,16 +62,16 @@ class PackageService:
                          details={"package": package.id, "by": "customer", "uses_left": row.uses_left})
             return self.stream(request, package)
 
-    def live_package(self, session: Session, request: DataRequest, now: dt.datetime) -> ExportPackage:
+    def live_package(self, session: Session, request: RequestRecord, now: dt.datetime) -> PackageRecord:
         """The request's package: 404 if it has none, 410 once it has expired."""
-        package = session.scalars(select(ExportPackage).where(ExportPackage.request_id == request.id)).one_or_none()
+        package = RequestRepository(session).package_of(request.id)
         if package is None:
             raise NotFound("this request has no package", {"package": ["none"]})
         if package.deleted_at is not None or package.expires_at <= now:
             raise Gone("the package has expired and was deleted", {"package": ["expired"]})
         return package
 
-    def stream(self, request: DataRequest, package: ExportPackage) -> tuple[str, Iterator[bytes]]:
+    def stream(self, request: RequestRecord, package: PackageRecord) -> tuple[str, Iterator[bytes]]:
         """The package's download name and its decrypted bytes."""
         assert self.packager is not None
         key = self.ctx.crypto.derived_key(self.ctx.crypto.request_key(request), f"package|{package.id}")
@@ -79,16 +79,13 @@ class PackageService:
 
     def purge_packages(self, now: dt.datetime) -> int:
         """Delete the files of packages past their expiry."""
-        rows = list(self.session.scalars(select(ExportPackage).where(
-            ExportPackage.expires_at <= now, ExportPackage.deleted_at.is_(None))))
+        rows = RequestRepository(self.session).expired_packages(now)
         self.session.rollback()
         for package in rows:
             if self.packager is not None:
                 self.packager.delete(package.file_name)
             with self.database.unit_of_work() as session:
-                live = session.get(ExportPackage, package.id)
-                if live is not None:
-                    live.deleted_at = now
-                    append_audit(session, LOCAL_SYSTEM, "request.package_deleted", now, target=live.request_id,
-                                 details={"package": live.id})
+                if RequestRepository(session).package_deleted(package.id, now):
+                    append_audit(session, LOCAL_SYSTEM, "request.package_deleted", now, target=package.request_id,
+                                 details={"package": package.id})
         return len(rows)

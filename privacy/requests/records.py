@@ -20,14 +20,14 @@ from privacy.crypto.keys import Crypto
 from privacy.errors import Conflict, NotFound
 from privacy.mail.mailer import OutgoingMail
 from privacy.mail.outbox import sealed_mail
-from privacy.storage.models import DataRequest
 from privacy.storage.repositories.outbox import OutboxRepository
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository
 from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
 
 LOCAL_SYSTEM = "privacy-service"  # this service, as the actor of automatic moves and as a system with a task
 
 
-def load(session: Session, request_id: str, lock: bool = False) -> DataRequest:
+def load(session: Session, request_id: str, lock: bool = False) -> RequestRecord:
     """The request, or 404; with ``lock``, its row is locked for this transaction
     (PostgreSQL), so two clicks, or a click and the scheduler, move it one at a time
     (SQLite writers are serialised already)."""
@@ -35,7 +35,7 @@ def load(session: Session, request_id: str, lock: bool = False) -> DataRequest:
         uuid.UUID(request_id)
     except ValueError:
         raise NotFound(f"request '{request_id[:64]}' not found") from None
-    request = session.get(DataRequest, request_id, with_for_update=lock)
+    request = RequestRepository(session).get(request_id, lock=lock)
     if request is None:
         raise NotFound(f"request '{request_id}' not found")
     return request
@@ -45,7 +45,7 @@ def seal_details(crypto: Crypto, key: bytes, request_id: str, details: dict[str,
     return crypto.encrypt_field(key, request_id, "details", json.dumps(details, sort_keys=True))
 
 
-def open_details(crypto: Crypto, request: DataRequest) -> dict[str, Any]:
+def open_details(crypto: Crypto, request: RequestRecord) -> dict[str, Any]:
     """The sealed details of a request whose key still exists."""
     key = crypto.request_key(request)
     assert request.sealed is not None
@@ -60,7 +60,7 @@ def queue_mail(session: Session, crypto: Crypto, key: bytes, request_id: str, ma
     OutboxRepository(session).add([sealed_mail(crypto, key, request_id, mail, now, for_request=True)])
 
 
-def customer_address(crypto: Crypto, session: Session, request: DataRequest, subject: SubjectRecord) -> str:
+def customer_address(crypto: Crypto, session: Session, request: RequestRecord, subject: SubjectRecord) -> str:
     """Where to write to the customer of ``request``: the address the request was opened
     with, or, once its details were forgotten (90 days after it closed), the subject's own."""
     if request.wrapped_key is not None:
@@ -72,7 +72,7 @@ def customer_address(crypto: Crypto, session: Session, request: DataRequest, sub
     return crypto.decrypt_field(crypto.data_key(subject), subject.id, "email", sealed)
 
 
-def queue_notice(session: Session, crypto: Crypto, request: DataRequest, subject: SubjectRecord, mail: OutgoingMail,
+def queue_notice(session: Session, crypto: Crypto, request: RequestRecord, subject: SubjectRecord, mail: OutgoingMail,
                  now: dt.datetime) -> None:
     """:func:`queue_mail` under the request's key, or the subject's once the request's is gone."""
     if request.wrapped_key is not None:
@@ -81,7 +81,7 @@ def queue_notice(session: Session, crypto: Crypto, request: DataRequest, subject
         OutboxRepository(session).add([sealed_mail(crypto, crypto.data_key(subject), subject.id, mail, now)])
 
 
-def view(request: DataRequest) -> dict[str, Any]:
+def view(request: RequestRecord) -> dict[str, Any]:
     """The request's dates and status as the API shows them (no personal details)."""
     deadline = request.extended_until or request.due_at
     return {"id": request.id, "type": request.type, "status": request.status,

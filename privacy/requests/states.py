@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from privacy.errors import Conflict
 from privacy.ledger import append_audit
-from privacy.storage.models import DataRequest
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository
 
 TYPES = ("access", "erasure", "rectification", "restriction", "portability", "objection")
 STATUSES = ("pending_verification", "verified", "in_progress", "completed", "partially_completed", "rejected",
@@ -34,13 +34,14 @@ def is_open(status: str) -> bool:
     return status in OPEN
 
 
-def move(session: Session, request: DataRequest, status: str, actor: str, now: dt.datetime,
+def move(session: Session, request: RequestRecord, status: str, actor: str, now: dt.datetime,
          details: dict[str, Any] | None = None) -> None:
     """Move ``request`` to ``status`` with an audit entry; 409 ``invalid_transition`` if the
     table above does not allow it."""
     if status not in TRANSITIONS.get(request.status, ()):
         raise Conflict(f"a request that is {request.status} cannot become {status}",
                        {"status": [request.status]}, code="invalid_transition")
-    previous, request.status, request.updated_at = request.status, status, now
+    previous = request.status
+    RequestRepository(session).set_status(request, status, now)
     append_audit(session, actor, f"request.{status}", now, target=request.id,
                  details={"from": previous, **(details or {})})

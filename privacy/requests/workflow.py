@@ -16,7 +16,6 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from privacy.context import Packager, PrivacyContext
@@ -28,7 +27,7 @@ from privacy.requests.packages import PackageService
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TASK_DONE, move
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES, VERIFY_DAYS
-from privacy.storage.models import DataRequest, RequestTask
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository, TaskRecord
 from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
 
 log = logging.getLogger(__name__)
@@ -46,15 +45,14 @@ class WorkflowService:
         self.session = ctx.database.session
         self.packages = PackageService(ctx, packager)
 
-    def plan_tasks(self, session: Session, request: DataRequest, now: dt.datetime) -> list[str]:
+    def plan_tasks(self, session: Session, request: RequestRecord, now: dt.datetime) -> list[str]:
         """One pending task per system that takes part in ``request``; their names."""
         operation = CONNECTOR_OPERATION[request.type]
         systems = [LOCAL_SYSTEM] + [c.name for c in self.ctx.policy.connectors if operation in c.operations]
-        session.execute(insert(RequestTask), [{
-            "id": str(uuid.uuid4()), "request_id": request.id, "system": name,
-            "operation": request.type if name == LOCAL_SYSTEM else operation, "status": "pending",
-            "attempts": 0, "last_error": None, "next_attempt_at": now, "result": None, "created_at": now,
-            "updated_at": now} for name in systems])
+        RequestRepository(session).add_tasks([TaskRecord(
+            id=str(uuid.uuid4()), request_id=request.id, system=name,
+            operation=request.type if name == LOCAL_SYSTEM else operation, status="pending", attempts=0,
+            last_error=None, next_attempt_at=now, result=None, created_at=now, updated_at=now) for name in systems])
         return systems
 
     def advance(self, request_id: str, now: dt.datetime) -> bool:
@@ -73,28 +71,29 @@ class WorkflowService:
         """Do this service's share of a verified request; returns the task's outcome."""
         with self.database.unit_of_work() as session:
             request = records.load(session, request_id, lock=True)
-            task = session.scalars(select(RequestTask).where(RequestTask.request_id == request_id,
-                                                             RequestTask.system == LOCAL_SYSTEM)).one_or_none()
+            requests = RequestRepository(session)
+            task = requests.task_of(request_id, LOCAL_SYSTEM)
             if task is None or task.status in TASK_DONE:
                 return task.status if task else None
             subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
             details = records.open_details(self.ctx.crypto, request)
             task.attempts += 1
-            task.updated_at = now
             if subject is None or subject.wrapped_key is None:
                 task.status, task.last_error = "skipped", "no personal data held for this e-mail address"
                 summary = {"data": False}
             else:
                 attempt = self._attempt(session, request, task, subject, details, now)
                 if attempt is None:  # a fault, to be retried
+                    requests.save_task(task, now)
                     return task.status
                 summary = attempt
             self._store_result(request, task, summary)
+            requests.save_task(task, now)
             append_audit(session, LOCAL_SYSTEM, "request.task", now, target=request.id,
                          details={"system": LOCAL_SYSTEM, "status": task.status})
             return task.status
 
-    def _attempt(self, session: Session, request: DataRequest, task: RequestTask, subject: SubjectRecord,
+    def _attempt(self, session: Session, request: RequestRecord, task: TaskRecord, subject: SubjectRecord,
                  details: dict[str, Any], now: dt.datetime) -> dict[str, Any] | None:
         """One try at the local work, in a savepoint: its summary and outcome on ``task``, or
         None after a fault that the scheduler retries (until ``LOCAL_ATTEMPTS``, then failed)."""
@@ -115,7 +114,7 @@ class WorkflowService:
             task.status = "failed"
             return {"error": "internal_error"}
 
-    def _local_work(self, session: Session, request: DataRequest, subject: SubjectRecord, details: dict[str, Any],
+    def _local_work(self, session: Session, request: RequestRecord, subject: SubjectRecord, details: dict[str, Any],
                     now: dt.datetime) -> dict[str, Any]:
         if request.type == "erasure":
             return fulfilment.erase(session, self.ctx, subject, request, now)
@@ -127,7 +126,7 @@ class WorkflowService:
             return fulfilment.object_to(session, self.ctx, subject, request, details["purposes"], now)
         return {"data": True}  # access and portability: collected when the package is built
 
-    def _store_result(self, request: DataRequest, task: RequestTask, summary: dict[str, Any]) -> None:
+    def _store_result(self, request: RequestRecord, task: TaskRecord, summary: dict[str, Any]) -> None:
         key = self.ctx.crypto.request_key(request)
         task.result = self.ctx.crypto.encrypt_field(key, request.id, f"task/{task.id}", json.dumps(summary))
 
@@ -139,7 +138,8 @@ class WorkflowService:
             request = records.load(session, request_id, lock=True)
             if request.status != "in_progress":
                 return False
-            tasks = list(session.scalars(select(RequestTask).where(RequestTask.request_id == request_id)))
+            requests = RequestRepository(session)
+            tasks = requests.tasks_of(request_id)
             if any(t.status not in TASK_DONE for t in tasks):
                 return False
             failed = any(t.status == "failed" for t in tasks)
@@ -152,7 +152,7 @@ class WorkflowService:
             if request.type in ("access", "portability") and local.get("data"):
                 link = self.packages.build(session, request, key, results, now)
             body = _answer(request, local, details, failed, link)
-            request.completed_at = now
+            requests.set_completed(request, now)
             move(session, request, "partially_completed" if failed else "completed", LOCAL_SYSTEM, now,
                  {"tasks": {t.system: t.status for t in tasks}})
             mail = request_mail.mail(details["email"], request.language, "done.subject", body)
@@ -163,7 +163,7 @@ class WorkflowService:
 
     def process_open(self, now: dt.datetime) -> int:
         """Run any local task left pending (a crash between verify and work) and close ready requests."""
-        ids = list(self.session.scalars(select(DataRequest.id).where(DataRequest.status == "in_progress")))
+        ids = RequestRepository(self.session).ids_with_status("in_progress")
         self.session.rollback()
         closed = 0
         for request_id in ids:
@@ -173,8 +173,7 @@ class WorkflowService:
     def expire_unverified(self, now: dt.datetime) -> int:
         """Requests whose verification link ran out without use become ``expired``."""
         cutoff = now - dt.timedelta(days=VERIFY_DAYS)
-        ids = list(self.session.scalars(select(DataRequest.id).where(
-            DataRequest.status == "pending_verification", DataRequest.received_at <= cutoff)))
+        ids = RequestRepository(self.session).ids_received_before("pending_verification", cutoff)
         self.session.rollback()
         for request_id in ids:
             with self.database.unit_of_work() as session:
@@ -184,7 +183,7 @@ class WorkflowService:
         return len(ids)
 
 
-def _answer(request: DataRequest, local: dict[str, Any], details: dict[str, Any], failed: bool,
+def _answer(request: RequestRecord, local: dict[str, Any], details: dict[str, Any], failed: bool,
             link: str | None) -> str:
     """The closing mail's text: what was done (or the download link), by request type."""
     lang, text = request.language, request_mail.text
