@@ -8,9 +8,35 @@ from marshmallow import ValidationError, fields
 
 from privacy.validation import CONTROL_CHARACTERS, CONTROL_MESSAGE, StrictBoolean, no_control_characters, strict_boolean
 
-__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "no_control_characters"]
+__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "WholeNumber", "no_control_characters",
+           "whole_numbers"]
 
 _VISIBLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+class WholeNumber(fields.Integer):
+    """An integer, strictly: a JSON number with no fractional part, never a string or a
+    boolean. ``30.0`` is ``30``: JSON Schema counts both as the same integer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
+def whole_numbers(value: Any) -> Any:
+    """``value`` (parsed JSON) with each float that is a whole number as an int, for the
+    strict integers of schemas outside this package (see :class:`WholeNumber`)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 class StringOrMap(fields.Field):
@@ -55,7 +81,9 @@ class ShortKeyMap(fields.Field):
     def __init__(self, check: Callable[[Any], Any] | None = None, max_key: int = 64,
                  sizes: tuple[int, int] | None = None, **kwargs: Any) -> None:
         values: dict[str, Any] = {"type": "boolean"} if check is strict_boolean else {}
-        metadata: dict[str, Any] = {"type": "object", "additionalProperties": values}
+        metadata: dict[str, Any] = {"type": "object", "additionalProperties": values,
+                                    "openapi": {"propertyNames": {"type": "string", "minLength": 1,
+                                                                  "maxLength": max_key}}}
         if sizes is not None:
             metadata.update(minProperties=sizes[0], maxProperties=sizes[1])
         kwargs["metadata"] = {**metadata, **kwargs.get("metadata", {})}

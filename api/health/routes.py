@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from api.docs import Blueprint
 from privacy.db import db
 from privacy.errors import Unavailable
 
