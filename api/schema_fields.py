@@ -1,17 +1,30 @@
-"""Marshmallow fields the API needs beyond the stock ones."""
+"""Marshmallow fields (and an answer schema) the API needs beyond the stock ones."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 
 from privacy.validation import CONTROL_CHARACTERS, CONTROL_MESSAGE, StrictBoolean, no_control_characters, strict_boolean
 
-__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "WholeNumber", "no_control_characters",
-           "whole_numbers"]
+__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "VerbatimSchema", "WholeNumber",
+           "no_control_characters", "whole_numbers"]
 
 _VISIBLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+class VerbatimSchema(Schema):
+    """An answer schema whose dump keeps the declared fields of the service's dict and
+    their values as they are (the service makes them JSON already); its fields document
+    them. For the answers that must be cheap: marshmallow's own dump of a sign-up (its
+    nested states and 6 KB receipt) costs about 20 µs, of a bulk check's 100,000
+    e-mails about 25 ms; this costs a dict comprehension."""
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if many or not isinstance(obj, dict):
+            return super().dump(obj, many=many)
+        return {name: obj[name] for name in self.dump_fields if name in obj}
 
 
 class WholeNumber(fields.Integer):

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from api.docs import NOT_BLANK, ONE_LINE, schema_keywords
-from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, no_control_characters
+from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, VerbatimSchema, no_control_characters
 from privacy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
@@ -53,7 +53,7 @@ class PurposeStateSchema(Schema):
     recorded_at = fields.String()
 
 
-class ConsentRecordedSchema(Schema):
+class ConsentRecordedSchema(VerbatimSchema):  # the sign-up's answer: dumped as the service wrote it
     subject_id = fields.String()
     consents = fields.Dict(keys=fields.String(), values=fields.Nested(PurposeStateSchema))
     receipt = fields.Dict(metadata={"description": "Kantara CR v1.1 consent receipt; `signature` is a JWS "
@@ -77,7 +77,7 @@ class CheckRequestSchema(StrictSchema):
             raise ValidationError("give exactly one of emails or subject_ids", "emails")
 
 
-class CheckResultSchema(Schema):
+class CheckResultSchema(VerbatimSchema):  # up to 100,000 e-mails: dumped as the service wrote them
     purpose = fields.String()
     allowed = fields.List(fields.String())
     denied = fields.List(fields.String())
