@@ -1,9 +1,10 @@
 """What ``/openapi.json`` says of answers that a view's success schema does not describe.
 
-flask-smorest's ``Blueprint.alt_response`` documents an answer by wrapping the view in one
-more function, which every request then calls. ``answers`` and ``fails`` write the same
-documentation (the view's ``_apidoc``, which flask-smorest reads when the blueprint is
-registered) and return the view itself: documenting costs a request nothing.
+flask-smorest's ``Blueprint.alt_response`` and ``Blueprint.doc`` document a view by wrapping
+it in one more function, which every request then calls. ``answers``, ``fails`` and
+``described`` write the same documentation (the view's ``_apidoc``, which flask-smorest
+reads when the blueprint is registered) and return the view itself: documenting costs a
+request nothing.
 
 Every error answer is the one envelope of :class:`api.errors.ErrorSchema`; a link that a
 customer opens in a browser (``html=True``) answers its errors as a page instead.
