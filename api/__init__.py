@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import Flask
 from flask_migrate import Migrate
-from flask_smorest import Api
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -20,6 +19,7 @@ from api.audit.routes import blp as audit_blp
 from api.cli import register_commands
 from api.consents.routes import blp as consents_blp
 from api.db import db
+from api.docs import Api
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
 from api.jsonio import FastJSONProvider
@@ -84,7 +84,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         API_TITLE="Privacy service",
         API_VERSION="1.0",
-        OPENAPI_VERSION="3.0.3",
+        OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"components": {"securitySchemes": {

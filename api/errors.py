@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, has_request_context, jsonify, request
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 from privacy.errors import ServiceError
@@ -17,6 +18,19 @@ HTTP_CODES = {
     406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
     422: "invalid_input", 429: "rate_limited",
 }
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "stable machine-readable code, e.g. invalid_input"})
+    message = fields.String(required=True, metadata={"description": "for people; names the first field at fault"})
+    details = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True, metadata={
+        "description": "field path (or header, or body) -> what is wrong with it; empty when no field is at fault"})
+
+
+class ErrorSchema(Schema):
+    """The body of every error answer (only documents it: error_response writes it)."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,

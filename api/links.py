@@ -1,20 +1,17 @@
 """Pages and answers of the links mailed to customers (confirm, withdraw, verify, download).
 
 A mailed link's GET shows a page with one button, because mail scanners prefetch links;
-only the button's POST acts. A browser gets a page back, a JSON client the JSON answer.
+only the button's POST acts. A browser gets a page back, a JSON client the JSON answer
+(which the route's response schema then writes).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, json, render_template, request
+from flask import Response, render_template, request
 
 from privacy.errors import ServiceError
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 def page(title: str, message: str, status: int = 200, action: str | None = None, button: str = "") -> Response:
@@ -22,9 +19,10 @@ def page(title: str, message: str, status: int = 200, action: str | None = None,
     return Response(html, status=status, mimetype="text/html")
 
 
-def link_result(action: Callable[[], Response | dict[str, Any]], title: str, message: str) -> Response:
+def link_result(action: Callable[[], Response | dict[str, Any]], title: str, message: str
+                ) -> Response | dict[str, Any]:
     """Run a link's action: a browser gets a page (or the action's own response, a download),
-    a JSON client the JSON body or the error."""
+    a JSON client the action's data or the error."""
     wants_json = request.is_json or request.accept_mimetypes.best == "application/json"
     try:
         result = action()
@@ -34,4 +32,4 @@ def link_result(action: Callable[[], Response | dict[str, Any]], title: str, mes
         return page("Link not valid", exc.message, status=exc.status)
     if isinstance(result, Response):
         return result
-    return json_response(result) if wants_json else page(title, message)
+    return result if wants_json else page(title, message)

@@ -1,10 +1,10 @@
-"""Marshmallow fields the API needs beyond the stock ones."""
+"""Marshmallow fields (and an answer schema) the API needs beyond the stock ones."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields
 
 from privacy.policy.validation import (
     CONTROL_CHARACTERS,
@@ -14,9 +14,48 @@ from privacy.policy.validation import (
     strict_boolean,
 )
 
-__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "no_control_characters"]
+__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "VerbatimSchema", "WholeNumber",
+           "no_control_characters", "whole_numbers"]
 
 _VISIBLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+class VerbatimSchema(Schema):
+    """An answer schema whose dump keeps the declared fields of the service's dict and
+    their values as they are (the service makes them JSON already); its fields document
+    them. For the answers that must be cheap: marshmallow's own dump of a sign-up (its
+    nested states and 6 KB receipt) costs about 20 µs, of a bulk check's 100,000
+    e-mails about 25 ms; this costs a dict comprehension."""
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if many or not isinstance(obj, dict):
+            return super().dump(obj, many=many)
+        return {name: obj[name] for name in self.dump_fields if name in obj}
+
+
+class WholeNumber(fields.Integer):
+    """An integer, strictly: a JSON number with no fractional part, never a string or a
+    boolean. ``30.0`` is ``30``: JSON Schema counts both as the same integer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
+def whole_numbers(value: Any) -> Any:
+    """``value`` (parsed JSON) with each float that is a whole number as an int, for the
+    strict integers of schemas outside this package (see :class:`WholeNumber`)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(item) for item in value]
+    return value
 
 
 class StringOrMap(fields.Field):
@@ -61,7 +100,9 @@ class ShortKeyMap(fields.Field):
     def __init__(self, check: Callable[[Any], Any] | None = None, max_key: int = 64,
                  sizes: tuple[int, int] | None = None, **kwargs: Any) -> None:
         values: dict[str, Any] = {"type": "boolean"} if check is strict_boolean else {}
-        metadata: dict[str, Any] = {"type": "object", "additionalProperties": values}
+        metadata: dict[str, Any] = {"type": "object", "additionalProperties": values,
+                                    "openapi": {"propertyNames": {"type": "string", "minLength": 1,
+                                                                  "maxLength": max_key}}}
         if sizes is not None:
             metadata.update(minProperties=sizes[0], maxProperties=sizes[1])
         kwargs["metadata"] = {**metadata, **kwargs.get("metadata", {})}

@@ -67,7 +67,8 @@ def test_demo_loads_members_and_prints_working_keys(runner: FlaskCliRunner, clie
 def test_the_console_script_migrates_an_empty_database(tmp_path: Path) -> None:
     env = {"PRIVACY_INSTANCE_DIR": str(tmp_path), "PRIVACY_MASTER_KEY": MASTER_KEY, "PATH": "/usr/bin:/bin"}
     cli = [sys.executable, "-c", "from api.main import main; main()"]
-    up = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, cwd=Path(__file__).parent)
+    # Run from outside the repository (not from tests/, whose tests/api would shadow the api package).
+    up = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     verify = subprocess.run([*cli, "audit", "verify"], env=env, capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stdout.startswith("ok")

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from api.auth import BEARER, requires
+from api.auth import requires
 from api.db import db
+from api.docs import Blueprint
 from privacy.ledger import audit_entries, verification
 from privacy.policy.validation import StrictSchema
 
@@ -21,8 +21,14 @@ class VerifySchema(Schema):
     first_broken = fields.Dict(metadata={"description": "chain, seq and reason of the first broken entry"})
 
 
+# Sequence numbers are 64-bit signed integers in both databases; a larger ``after`` would
+# reach the driver, which cannot bind it.
+MAX_SEQ = 2**63 - 1
+
+
 class LogQuerySchema(StrictSchema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ), metadata={
+        "description": "the last seq already read (0: from the start)"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -43,7 +49,6 @@ class AuditLogSchema(Schema):
 @blp.route("/log")
 class Log(MethodView):
     @requires("admin")
-    @blp.doc(**BEARER)
     @blp.arguments(LogQuerySchema, location="query")
     @blp.response(200, AuditLogSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +59,6 @@ class Log(MethodView):
 @blp.route("/verify")
 class Verify(MethodView):
     @requires("admin")
-    @blp.doc(**BEARER)
     @blp.response(200, VerifySchema)
     def get(self) -> dict[str, Any]:
         """Walk both chains; ``ok`` false with the first broken entry when tampered with."""

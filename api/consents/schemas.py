@@ -6,7 +6,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, no_control_characters
+from api.docs import NOT_BLANK, ONE_LINE, schema_keywords
+from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, VerbatimSchema, no_control_characters
 from privacy.policy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
@@ -16,8 +17,9 @@ class SourceSchema(StrictSchema):
     form = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_control_characters])
     channel = fields.String(required=True, validate=[validate.Length(min=1, max=50), no_control_characters])
     campaign = fields.String(validate=[validate.Length(min=1, max=100), no_control_characters])
-    url = fields.Url(validate=validate.Length(max=500),
-                     metadata={"description": "the form's page; its query string and fragment are not kept"})
+    url = fields.Url(validate=validate.Length(max=500), metadata={
+        "format": "uri", "description": "the form's page (http, https, ftp or ftps, with a host name); "
+                                        "its query string and fragment are not kept"})
 
     @post_load
     def _strip_url(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -30,15 +32,18 @@ class SourceSchema(StrictSchema):
         return data
 
 
+NOTICE_VERSION = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK}
+
+
 class ConsentRequestSchema(StrictSchema):
     subject = ShortKeyMap(load_default=dict, metadata={
-        "description": "personal fields from the catalogue; `email` identifies the subject"})
+        "additionalProperties": {"type": "string"},
+        "description": "personal fields from the catalogue (field name -> value); `email` identifies the subject"})
     subject_id = fields.UUID(metadata={"description": "update this subject instead of finding it by e-mail"})
     purposes = ShortKeyMap(strict_boolean, sizes=(1, 50), required=True)
     notice_version = StringOrMap(metadata={
         "description": "the notice version the form showed, or one per purpose",
-        "oneOf": [{"type": "string", "maxLength": 64},
-                  {"type": "object", "additionalProperties": {"type": "string", "maxLength": 64}}]})
+        "oneOf": [NOTICE_VERSION, {"type": "object", "additionalProperties": NOTICE_VERSION}]})
     source = fields.Nested(SourceSchema, required=True)
 
 
@@ -48,7 +53,7 @@ class PurposeStateSchema(Schema):
     recorded_at = fields.String()
 
 
-class ConsentRecordedSchema(Schema):
+class ConsentRecordedSchema(VerbatimSchema):  # the sign-up's answer: dumped as the service wrote it
     subject_id = fields.String()
     consents = fields.Dict(keys=fields.String(), values=fields.Nested(PurposeStateSchema))
     receipt = fields.Dict(metadata={"description": "Kantara CR v1.1 consent receipt; `signature` is a JWS "
@@ -56,14 +61,15 @@ class ConsentRecordedSchema(Schema):
     dropped_fields = fields.List(fields.String())
 
 
+@schema_keywords({"oneOf": [{"required": ["emails"]}, {"required": ["subject_ids"]}]})
 class CheckRequestSchema(StrictSchema):
     purpose = fields.String(required=True, validate=validate.Length(min=1, max=64))
     emails = FastStringList(MAX_CHECK_INPUTS, metadata={
-        "type": "array", "items": {"type": "string", "maxLength": 320}, "minItems": 1, "maxItems": MAX_CHECK_INPUTS,
-        "description": "e-mails to check, echoed as given in allowed or denied"})
+        "type": "array", "items": {"type": "string", "maxLength": 320, "pattern": ONE_LINE}, "minItems": 1,
+        "maxItems": MAX_CHECK_INPUTS, "description": "e-mails to check, echoed as given in allowed or denied"})
     subject_ids = FastStringList(MAX_CHECK_INPUTS, max_length=64, metadata={
-        "type": "array", "items": {"type": "string", "maxLength": 64}, "minItems": 1, "maxItems": MAX_CHECK_INPUTS,
-        "description": "subject ids instead of e-mails"})
+        "type": "array", "items": {"type": "string", "maxLength": 64, "pattern": ONE_LINE}, "minItems": 1,
+        "maxItems": MAX_CHECK_INPUTS, "description": "subject ids instead of e-mails"})
 
     @validates_schema
     def _one_list(self, data: dict[str, object], **_: object) -> None:
@@ -71,7 +77,7 @@ class CheckRequestSchema(StrictSchema):
             raise ValidationError("give exactly one of emails or subject_ids", "emails")
 
 
-class CheckResultSchema(Schema):
+class CheckResultSchema(VerbatimSchema):  # up to 100,000 e-mails: dumped as the service wrote them
     purpose = fields.String()
     allowed = fields.List(fields.String())
     denied = fields.List(fields.String())
@@ -80,6 +86,14 @@ class CheckResultSchema(Schema):
 class ConfirmedSchema(Schema):
     subject_id = fields.String()
     confirmed = fields.List(fields.String())
+
+
+class WithdrawnSchema(Schema):
+    subject_id = fields.String()
+    purpose = fields.String()
+    status = fields.String(metadata={
+        "enum": ["granted", "pending", "withdrawn", "declined", "expired", "none"],
+        "description": "withdrawn, or the state it already had (none: never given)"})
 
 
 # The MAC in a withdraw link is base64url; anything else (non-ASCII above all, which

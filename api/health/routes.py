@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from api.db import db
+from api.docs import Blueprint
 from privacy.errors import Unavailable
 
 blp = Blueprint("health", __name__, url_prefix="/healthz", description="Health")

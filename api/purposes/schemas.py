@@ -3,7 +3,13 @@ from __future__ import annotations
 from marshmallow import Schema
 from marshmallow import fields as mf
 
+from api.docs import schema_keywords
 from privacy.policy.schema import PurposeBodySchema
+
+# PurposeBodySchema._consent_only_options: only a consent purpose may set these.
+schema_keywords({"if": {"not": {"properties": {"legal_basis": {"const": "consent"}}, "required": ["legal_basis"]}},
+                 "then": {"properties": {"double_opt_in": {"const": False}, "gpc_opt_out": {"const": False},
+                                         "consent_valid_days": {"type": "null"}}}})(PurposeBodySchema)
 
 
 class PurposeOutSchema(Schema):

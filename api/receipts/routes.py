@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from api.docs import Blueprint
 from api.services import current
 
 blp = Blueprint("receipts", __name__, url_prefix="/v1/receipts", description="Consent receipts")

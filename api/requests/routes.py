@@ -5,12 +5,12 @@ from typing import Any
 
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
-from api.auth import BEARER, current_principal, requires
+from api.auth import current_principal, requires
+from api.docs import HTML_PAGE, ZIP_FILE, Blueprint, answers, described, fails
 from api.limits import email_key, limiter, setting
-from api.links import json_response, link_result, page
+from api.links import link_result, page
 from api.requests.schemas import (
     LANGUAGES,
     ExtendSchema,
@@ -45,6 +45,12 @@ def _token() -> str:
         raise InvalidInput.fields({"token": [str(m) for m in messages]}) from exc
 
 
+# The mailed link's token: in the query string (the link page's button) or a JSON body.
+TOKEN_QUERY = {"in": "query", "name": "token", "schema": {"type": "string", "maxLength": 200},
+               "description": "the mailed token, as the link carries it (when the body is not JSON)"}
+TOKEN_BODY = {"required": False, "content": {"application/json": {"schema": TokenSchema}}}
+
+
 def _zip(name: str, chunks: Any) -> Response:
     response = Response(stream_with_context(chunks), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -54,50 +60,54 @@ def _zip(name: str, chunks: Any) -> Response:
 
 @blp.route("")
 class Requests(MethodView):
-    @blp.arguments(OpenRequestSchema())
+    @fails(429)
+    @blp.arguments(OpenRequestSchema(), example={"type": "access", "email": "anna@example.se", "language": "sv"})
     @blp.response(202, OpenedSchema)
     @limiter.limit(setting("REQUEST_LIMIT_IP"))
     @limiter.limit(setting("REQUEST_LIMIT_EMAIL"), key_func=email_key, scope="requests-email")
-    def post(self, args: dict[str, Any]) -> Response:
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """A customer opens a request; the same answer whether or not the e-mail is known."""
         cmd = RequestCommand(type=args["type"], email=args["email"], language=_language(args),
                              changes=args.get("changes"), purposes=args.get("purposes"))
-        return json_response(request_service().open(cmd, now()), 202)
+        return request_service().open(cmd, now())
 
     @requires("requests:manage")
-    @blp.doc(**BEARER)
     @blp.arguments(QueueQuerySchema, location="query")
     @blp.response(200, QueueSchema)
-    def get(self, args: dict[str, Any]) -> Response:
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The officer's queue, soonest deadline first; filters status, type, overdue, due_before."""
         rows = request_service().queue(now(), status=args.get("status"), type_=args.get("type"),
                                        overdue=args.get("overdue"), due_before=args.get("due_before"),
                                        limit=args["limit"])
-        return json_response({"requests": rows})
+        return {"requests": rows}
 
 
 @blp.route("/<request_id>")
 class OneRequest(MethodView):
+    @fails(404)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
     @blp.response(200, RequestSchema)
-    def get(self, request_id: str) -> Response:
+    def get(self, request_id: str) -> dict[str, Any]:
         """One request with each system's status and its history."""
-        return json_response(request_service().get(request_id))
+        return request_service().get(request_id)
 
 
 @blp.route("/<request_id>/verify")
 class Verify(MethodView):
-    @blp.response(200, content_type="text/html", description="a page with a button; verifies nothing by itself")
+    @blp.response(200, HTML_PAGE, content_type="text/html",
+                  description="a page with a button; verifies nothing by itself")
     def get(self, request_id: str) -> Response:
         """The page the verification mail links to. Mail scanners that prefetch it verify nothing."""
         return page("Confirm your request", "Press the button to confirm that this request is yours.",
                      action=request.full_path, button="Confirm")
 
-    @blp.doc(requestBody={"content": {"application/json": {"schema": TokenSchema}}})
+    @described(parameters=[TOKEN_QUERY], requestBody=TOKEN_BODY)
+    @answers(200, HTML_PAGE, content_type="text/html", description="the page, for a browser")
+    @fails(404, 409, 410, html=True)
+    @fails(422, 429)
     @blp.response(200, RequestSchema)
     @limiter.limit(setting("VERIFY_LIMIT_IP"))
-    def post(self, request_id: str) -> Response:
+    def post(self, request_id: str) -> Response | dict[str, Any]:
         """Verify with the mailed token (JSON ``{"token"}`` or the link's query string)."""
         token = _token()
         return link_result(lambda: request_service().verify(request_id, token, now()), "Thank you",
@@ -106,44 +116,42 @@ class Verify(MethodView):
 
 @blp.route("/<request_id>/extend")
 class Extend(MethodView):
+    @fails(404, 409)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
-    @blp.arguments(ExtendSchema())
+    @blp.arguments(ExtendSchema(), example={"days": 30, "reason": "We wait for the archive system's export."})
     @blp.response(200, RequestSchema)
-    def post(self, args: dict[str, Any], request_id: str) -> Response:
+    def post(self, args: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Extend the deadline once, by 1-61 days, within the first month (Art. 12(3)); the reason is mailed."""
-        return json_response(request_service().extend(request_id, args["days"], args["reason"],
-                                                      current_principal().actor, now()))
+        return request_service().extend(request_id, args["days"], args["reason"], current_principal().actor, now())
 
 
 @blp.route("/<request_id>/reject")
 class Reject(MethodView):
+    @fails(404, 409)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
     @blp.arguments(ReasonSchema())
     @blp.response(200, RequestSchema)
-    def post(self, args: dict[str, Any], request_id: str) -> Response:
+    def post(self, args: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Refuse the request; the reason and the right to complain are mailed."""
-        return json_response(request_service().reject(request_id, args["reason"], current_principal().actor, now()))
+        return request_service().reject(request_id, args["reason"], current_principal().actor, now())
 
 
 @blp.route("/<request_id>/lift-restriction")
 class LiftRestriction(MethodView):
+    @fails(404, 409)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
     @blp.arguments(ReasonSchema())
     @blp.response(200, RequestSchema)
-    def post(self, args: dict[str, Any], request_id: str) -> Response:
+    def post(self, args: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Lift a restriction (Art. 18(3)): the customer is mailed first."""
-        return json_response(request_service().lift_restriction(request_id, args["reason"],
-                                                                current_principal().actor, now()))
+        return request_service().lift_restriction(request_id, args["reason"], current_principal().actor, now())
 
 
 @blp.route("/<request_id>/package")
 class Package(MethodView):
+    @fails(404, 410)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
-    @blp.response(200, content_type="application/zip", description="the access package")
+    @blp.response(200, ZIP_FILE, content_type="application/zip", description="the access package")
     def get(self, request_id: str) -> Response:
         """The officer downloads the access or portability package."""
         name, chunks = request_service().package_for_officer(request_id, current_principal().actor, now())
@@ -152,15 +160,18 @@ class Package(MethodView):
 
 @blp.route("/<request_id>/download")
 class Download(MethodView):
-    @blp.response(200, content_type="text/html", description="a page with a download button")
+    @blp.response(200, HTML_PAGE, content_type="text/html", description="a page with a download button")
     def get(self, request_id: str) -> Response:
         """The customer's download link: a page; the button downloads (the link works a few times)."""
         return page("Your data", "Press the button to download your data as a zip file.",
                      action=request.full_path, button="Download")
 
-    @blp.response(200, content_type="application/zip", description="the package")
+    @described(parameters=[TOKEN_QUERY], requestBody=TOKEN_BODY)
+    @fails(404, 409, 410, html=True)
+    @fails(422, 429)
+    @blp.response(200, ZIP_FILE, content_type="application/zip", description="the package")
     @limiter.limit(setting("VERIFY_LIMIT_IP"))
-    def post(self, request_id: str) -> Response:
+    def post(self, request_id: str) -> Response | dict[str, Any]:
         """Download the package with the mailed token; expires after 7 days, works 3 times."""
         token = _token()
 

@@ -3,15 +3,24 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from api.schema_fields import no_control_characters
+from api.docs import NOT_BLANK, schema_keywords
+from api.schema_fields import WholeNumber, no_control_characters
 from privacy.policy.validation import StrictSchema
 from privacy.requests.mail import LANGUAGES
 from privacy.requests.service import STATUSES, TASK_STATUSES, TYPES
 
 
+def _only_for(kind: str, key: str, rule: dict[str, object]) -> dict[str, object]:
+    """``key`` is required (and follows ``rule``) for a request of type ``kind``, absent otherwise."""
+    return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
+            "then": {"required": [key], "properties": {key: rule}}, "else": {"not": {"required": [key]}}}
+
+
+@schema_keywords({"allOf": [_only_for("rectification", "changes", {"minProperties": 1}),
+                            _only_for("objection", "purposes", {})]})
 class OpenRequestSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(TYPES))
-    email = fields.String(required=True, validate=validate.Length(min=1, max=320))
+    email = fields.String(required=True, validate=validate.Length(min=1, max=320), metadata={"format": "email"})
     language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
         "description": "language of the mails and the access package; default from Accept-Language, else en"})
     changes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
@@ -35,13 +44,16 @@ class TokenQuerySchema(Schema):
     token = fields.String(load_default="", validate=validate.Length(max=200))
 
 
+REASON = {"description": "mailed to the customer; not only white space", "openapi": {"pattern": NOT_BLANK}}
+
+
 class ExtendSchema(StrictSchema):
-    days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=61))
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    days = WholeNumber(required=True, validate=validate.Range(min=1, max=61))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata=REASON)
 
 
 class ReasonSchema(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata=REASON)
 
 
 class QueueQuerySchema(StrictSchema):

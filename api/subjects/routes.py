@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from api.auth import BEARER, current_principal, requires
+from api.auth import current_principal, requires
+from api.docs import Blueprint, fails
 from api.services import consent_service, now
 from api.subjects.schemas import HistorySchema, SubjectConsentsSchema, SubjectQuerySchema, SubjectSchema
 
@@ -15,8 +15,8 @@ blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="Da
 
 @blp.route("")
 class Subjects(MethodView):
+    @fails(404)
     @requires("requests:manage")
-    @blp.doc(**BEARER)
     @blp.arguments(SubjectQuerySchema, location="query")
     @blp.response(200, SubjectSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -26,8 +26,8 @@ class Subjects(MethodView):
 
 @blp.route("/<subject_id>/consents")
 class SubjectConsents(MethodView):
+    @fails(404)
     @requires("consent:read")
-    @blp.doc(**BEARER)
     @blp.response(200, SubjectConsentsSchema)
     def get(self, subject_id: str) -> dict[str, Any]:
         """The current state of every purpose for a subject."""
@@ -36,8 +36,8 @@ class SubjectConsents(MethodView):
 
 @blp.route("/<subject_id>/consents/history")
 class SubjectHistory(MethodView):
+    @fails(404)
     @requires("consent:read")
-    @blp.doc(**BEARER)
     @blp.response(200, HistorySchema)
     def get(self, subject_id: str) -> dict[str, Any]:
         """Every ledger event of a subject, oldest first."""

@@ -8,7 +8,8 @@ from privacy.policy.validation import StrictSchema
 
 
 class SubjectQuerySchema(StrictSchema):
-    email = mf.String(required=True, validate=validate.Length(min=1, max=320))
+    email = mf.String(required=True, validate=validate.Length(min=1, max=320),
+                      metadata={"format": "email", "example": "anna@example.se"})
 
 
 class SubjectSchema(Schema):
