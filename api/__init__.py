@@ -74,6 +74,24 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: defaults, then environment, then ``test_config``."""
     settings = load_settings(os.environ, test_config)
     app = PrivacyFlask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    _configure(app, settings)
+    app.extensions["privacy"] = _context(app, settings)
+    Migrate(app, db, directory=str(MIGRATIONS))
+
+    api = Api(app)
+    api.register_field(StrictBoolean, "boolean", None)
+    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp):
+        api.register_blueprint(blp)
+    register_error_handlers(app)
+    register_commands(app)
+    install_log_guards()
+    ready = _refuse_until_ready(app)
+    limits.init_app(app)  # after the readiness hook: a limit keyed by blind index needs the keyring
+    _boot(app, ready)
+    return app
+
+
+def _configure(app: Flask, settings: Mapping[str, Any]) -> None:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
         # A server connection can drop between requests; a SQLite file cannot, so only a
@@ -95,30 +113,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+
+def _context(app: Flask, settings: Mapping[str, Any]) -> PrivacyContext:
+    """What every service of this application is built from (see ``api.services``)."""
     master = settings["MASTER_KEY"] or master_key_from_instance(Path(app.instance_path))
     try:
         crypto = Crypto(parse_master_key(master))
     except ValueError as exc:
         raise RuntimeError(f"PRIVACY_MASTER_KEY: {exc}") from exc
     mailer = mailer_from_config(settings["SMTP_URL"], Path(app.instance_path) / "mail", settings["MAIL_FROM"])
-
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
         database = Database(db.engine, db.session)
-    app.extensions["privacy"] = PrivacyContext(
+    return PrivacyContext(
         database=database, crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer,
         public_url=settings["PUBLIC_URL"], packages=PackageStore(Path(app.instance_path) / "exports"))
-    Migrate(app, db, directory=str(MIGRATIONS))
 
-    api = Api(app)
-    api.register_field(StrictBoolean, "boolean", None)
-    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp):
-        api.register_blueprint(blp)
-    register_error_handlers(app)
-    register_commands(app)
-    install_log_guards()
 
+def _refuse_until_ready(app: Flask) -> threading.Event:
+    """Answer 503 ``not_ready`` until :func:`bootstrap` has run once on a reachable, migrated database."""
     ready = threading.Event()
     lock = threading.Lock()
 
@@ -136,8 +150,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                 raise Unavailable("the database schema is missing: run 'privacy db upgrade'", code="not_ready")
             ready.set()
 
-    limits.init_app(app)  # after the readiness hook: a limit keyed by blind index needs the keyring
+    return ready
 
+
+def _boot(app: Flask, ready: threading.Event) -> None:
+    """Bootstrap at start when the database is there; a refused master key stops the start."""
     with app.app_context():
         try:
             if bootstrap(app):
@@ -149,7 +166,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             db.session.remove()
             db.engine.dispose()
             raise
-    return app
 
 
 def bootstrap(app: Flask) -> bool:
