@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import MASTER_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_entry_point_builds_the_app_gunicorn_serves(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from gunicorn.glogging import Logger
 
 from api.logs import install_log_guards
 
-CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 
 def test_the_access_log_format_leaves_out_query_strings() -> None:
