@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,8 @@ def rotate_master(
         master_keys.add_master_key(new.master_key_id, "rotating", now)
         session.commit()
     moved = 0
-    for keys in (_SubjectKeys(session), _RequestKeys(session)):
-        moved += _rewrap_keys(session, keys, old, new, batch_size, progress)
+    for table, purpose in ((SubjectRepository(session), "dek"), (RequestRepository(session), "rdek")):
+        moved += _rewrap_keys(session, table, purpose, old, new, batch_size, progress)
     master_keys.rewrap((e.name, new.wrap_secret(e.name, old.unwrap_secret(e.name, e.wrapped)), new.master_key_id)
                        for e in master_keys.entries_under(old.master_key_id))
     master_keys.retire(old.master_key_id, now)
@@ -48,62 +48,37 @@ def rotate_master(
     return moved
 
 
-class _SubjectKeys:
-    """Subjects' data keys, through their repository."""
+class _KeyTable(Protocol):
+    """A table whose rows hold a key wrapped under the master key (subjects, requests)."""
 
-    purpose = "dek"
+    def keys_after(self, after: str, limit: int) -> list[Any]: ...
 
-    def __init__(self, session: Session) -> None:
-        self.subjects = SubjectRepository(session)
+    def keys_under(self, master_key_id: str) -> list[Any]: ...
 
-    def after(self, last: str, limit: int) -> list[Any]:
-        return self.subjects.keys_after(last, limit)
-
-    def under(self, master_key_id: str) -> list[Any]:
-        return self.subjects.keys_under(master_key_id)
-
-    def store(self, rewrapped: list[tuple[Any, bytes]], master_key_id: str) -> None:
-        self.subjects.rewrap((row.id, wrapped, master_key_id) for row, wrapped in rewrapped)
+    def rewrap(self, keys: Iterable[tuple[str, bytes, str]]) -> None: ...
 
 
-class _RequestKeys:
-    """Data-subject requests' keys, through their repository."""
-
-    purpose = "rdek"
-
-    def __init__(self, session: Session) -> None:
-        self.requests = RequestRepository(session)
-
-    def after(self, last: str, limit: int) -> list[Any]:
-        return self.requests.keys_after(last, limit)
-
-    def under(self, master_key_id: str) -> list[Any]:
-        return self.requests.keys_under(master_key_id)
-
-    def store(self, rewrapped: list[tuple[Any, bytes]], master_key_id: str) -> None:
-        self.requests.rewrap((row.id, wrapped, master_key_id) for row, wrapped in rewrapped)
-
-
-def _rewrap_keys(session: Session, keys: _SubjectKeys | _RequestKeys, old: Crypto, new: Crypto, batch_size: int,
+def _rewrap_keys(session: Session, table: _KeyTable, purpose: str, old: Crypto, new: Crypto, batch_size: int,
                  progress: Callable[[int], None] | None) -> int:
     """Re-wrap the keys of one table (subjects or requests), walking its primary key so that
     no index on master_key_id is needed, then the rows created behind the walk."""
+
+    def store(rows: list[Any]) -> None:
+        table.rewrap((r.id, old.rewrap(new, r.wrapped_key, f"{purpose}|{r.id}".encode()), new.master_key_id)
+                     for r in rows)
+
     moved, last = 0, ""
     while True:
-        rows = keys.after(last, batch_size)
+        rows = table.keys_after(last, batch_size)
         if not rows:
             break
         batch = [r for r in rows if r.master_key_id == old.master_key_id]
-        keys.store([(r, _rewrapped(r, keys.purpose, old, new)) for r in batch], new.master_key_id)
+        store(batch)
         session.commit()
         last = rows[-1].id
         moved += len(batch)
         if progress and batch:
             progress(len(batch))
-    late = keys.under(old.master_key_id)
-    keys.store([(r, _rewrapped(r, keys.purpose, old, new)) for r in late], new.master_key_id)
+    late = table.keys_under(old.master_key_id)
+    store(late)
     return moved + len(late)
-
-
-def _rewrapped(row: Any, purpose: str, old: Crypto, new: Crypto) -> bytes:
-    return old.rewrap(new, row.wrapped_key, f"{purpose}|{row.id}".encode())
