@@ -126,8 +126,12 @@ def _context(app: Flask, settings: Mapping[str, Any]) -> PrivacyContext:
     with app.app_context():
         configure_engine(db.engine)
         database = Database(db.engine, db.session)
+    policy = load_policy(settings["POLICY_FILE"])
+    for connector, variables in policy.missing_secrets(os.environ).items():
+        log.warning("connector %s: environment variable %s is not set; its tasks cannot run until it is",
+                    connector, ", ".join(variables))
     return PrivacyContext(
-        database=database, crypto=crypto, policy=load_policy(settings["POLICY_FILE"]), mailer=mailer,
+        database=database, crypto=crypto, policy=policy, mailer=mailer,
         public_url=settings["PUBLIC_URL"], packages=PackageStore(Path(app.instance_path) / "exports"))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,16 @@ class ConnectorDef:
     retry: dict[str, float]
     timeout_s: float
     settings: dict[str, Any] = field(default_factory=dict)
+    max_in_flight: int = 4
+
+    def secret_variables(self) -> dict[str, str]:
+        """The environment variables this connector takes its secrets from, by setting
+        (``token_env: HUBSPOT_TOKEN`` → ``{"token_env": "HUBSPOT_TOKEN"}``)."""
+        return {k: v for k, v in self.settings.items() if k.endswith("_env") and isinstance(v, str)}
+
+    def missing_secrets(self, environ: Mapping[str, str]) -> list[str]:
+        """The named variables that are unset or empty in ``environ`` (names only, never values)."""
+        return sorted(name for name in self.secret_variables().values() if not environ.get(name))
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,10 @@ class Policy:
     age_of_consent: dict[str, int]
     default_age_of_consent: int
     source: str = "<memory>"
+
+    def missing_secrets(self, environ: Mapping[str, str]) -> dict[str, list[str]]:
+        """Per connector, the secret variables it names that ``environ`` does not set."""
+        return {c.name: missing for c in self.connectors if (missing := c.missing_secrets(environ))}
 
     def age_of_consent_for(self, country: str | None) -> int:
         return self.age_of_consent.get(country or "", self.default_age_of_consent)
@@ -213,10 +228,11 @@ def _build(loaded: dict[str, Any], raw: dict[str, Any], source: str) -> Policy:
     catalogue = {name: FieldDef(name=name, **spec) for name, spec in loaded["fields"].items()}
     connectors = []
     for spec, raw_spec in zip(loaded["connectors"], raw.get("connectors") or [], strict=True):
-        known = {"name", "type", "operations", "retry", "timeout_s"}
+        known = {"name", "type", "operations", "retry", "timeout_s", "max_in_flight"}
         connectors.append(ConnectorDef(
             name=spec["name"], type=spec["type"], operations=tuple(spec["operations"]), retry=dict(spec["retry"]),
             timeout_s=spec["timeout_s"], settings={k: v for k, v in raw_spec.items() if k not in known},
+            max_in_flight=spec["max_in_flight"],
         ))
     ages = dict(DEFAULT_AGE_OF_CONSENT)
     ages.update(loaded["age_of_consent"]["countries"])

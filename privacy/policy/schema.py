@@ -5,6 +5,7 @@ naming the line of an error and building the policy objects is :mod:`privacy.pol
 """
 from __future__ import annotations
 
+import re
 import zoneinfo
 from typing import Any
 
@@ -17,13 +18,16 @@ from privacy.policy.validation import StrictBoolean, StrictSchema, text
 LEGAL_BASES = ("consent", "contract", "legal_obligation", "legitimate_interest", "vital_interest", "public_task")
 RETENTION_CLOCKS = ("last_activity", "withdrawal", "collection", "consent_expiry")
 RETENTION_ACTIONS = ("delete", "anonymise")
-CONNECTOR_TYPES = ("webhook", "hubspot", "mailchimp", "salesforce", "sql")
+CONNECTOR_TYPES = ("webhook", "hubspot", "mailchimp", "klaviyo", "salesforce", "voyado", "sql", "manual")
 CONNECTOR_OPERATIONS = ("access", "erasure", "rectification", "restriction", "consent")
 POSTAL_ADDRESS_KEYS = ("streetAddress", "postalCode", "addressLocality", "addressRegion", "addressCountry",
                        "postOfficeBoxNumber")
 CATEGORIES = ("contact", "identity", "location", "demographic", "behaviour", "financial", "preference", "other")
 DEFAULT_AGE_OF_CONSENT = {"SE": 13, "DK": 13, "FI": 13, "NO": 13, "DE": 16, "NL": 16, "IE": 16}
 CODE_PATTERN = r"[a-z][a-z0-9_]{0,63}"
+CONNECTOR_NAME = validate.Regexp(r"^[a-z][a-z0-9_-]{0,63}$",
+                                 error="must be lower case letters, digits, '-' or '_', 1-64 characters")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-64 characters")
 
 
@@ -102,17 +106,32 @@ class RetrySchema(StrictSchema):
     max_delay_s = mf.Float(load_default=3600, validate=validate.Range(min=0))
     deadline_hours = mf.Float(load_default=72, validate=validate.Range(min=0))
 
+    @validates_schema
+    def _delays_in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("max_delay_s", 3600) < data.get("initial_delay_s", 30):
+            raise ValidationError({"max_delay_s": ["must not be below initial_delay_s"]})
+
 
 class ConnectorSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # type-specific settings (url, token_env, ...) are kept raw below
 
-    name = mf.String(required=True, validate=CODE)
+    name = mf.String(required=True, validate=CONNECTOR_NAME)
     type = mf.String(required=True, validate=one_of(CONNECTOR_TYPES))
     operations = mf.List(mf.String(validate=one_of(CONNECTOR_OPERATIONS)),
                              load_default=lambda: list(CONNECTOR_OPERATIONS))
     retry = mf.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
     timeout_s = mf.Float(load_default=10, validate=validate.Range(min=0.1, max=600))
+    max_in_flight = mf.Integer(load_default=4, strict=True, validate=validate.Range(min=1, max=64))
+
+    @validates_schema(pass_original=True)
+    def _secret_names(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        """Secrets come only from the environment variables named by ``*_env`` keys."""
+        if not isinstance(original, dict):
+            return
+        for key, value in original.items():
+            if key.endswith("_env") and not (isinstance(value, str) and ENV_NAME.fullmatch(value)):
+                raise ValidationError({key: ["must name an environment variable (A-Z, 0-9, _)"]})
 
 
 class ControllerSchema(StrictSchema):

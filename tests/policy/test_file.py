@@ -90,3 +90,68 @@ def test_a_legal_hold_covers_the_purposes_it_names() -> None:
     purposes = {p.code: p for p in policy.purposes}
     assert hold.covers(purposes, {"loyalty_club", "marketing_email"})
     assert not hold.covers(purposes, {"marketing_email"})
+
+
+CONTRACT_CONNECTORS = """
+connectors:
+  - {name: crm, type: webhook, url: "https://crm.example.se/privacy", secret_env: CRM_WEBHOOK_SECRET,
+     operations: [access, erasure, rectification, consent]}
+  - {name: hubspot, type: hubspot, token_env: HUBSPOT_TOKEN}
+  - {name: mailchimp, type: mailchimp, api_key_env: MAILCHIMP_API_KEY, audiences: [a1b2c3d4e5]}
+  - {name: klaviyo, type: klaviyo, api_key_env: KLAVIYO_API_KEY, max_in_flight: 2}
+  - {name: salesforce, type: salesforce, base_url: "https://acme.my.salesforce.com",
+     client_id_env: SF_CLIENT_ID, client_secret_env: SF_CLIENT_SECRET}
+  - {name: voyado, type: voyado, base_url: "https://acme.voyado.com", api_key_env: VOYADO_API_KEY}
+  - name: orders
+    type: sql
+    url_env: ORDERS_DATABASE_URL
+    tables:
+      - {name: customers, key: email, columns: [name, phone, address], erase: "null"}
+  - {name: paper-archive, type: manual, owner_email: archive@example.se}
+"""
+
+
+def _with_connectors(text: str) -> str:
+    return EXAMPLE.replace("connectors: []\n", text.lstrip("\n"))
+
+
+def test_every_connector_type_of_the_documented_example_loads_with_its_settings() -> None:
+    policy = parse_policy(_with_connectors(CONTRACT_CONNECTORS))
+    assert [(c.name, c.type) for c in policy.connectors] == [
+        ("crm", "webhook"), ("hubspot", "hubspot"), ("mailchimp", "mailchimp"), ("klaviyo", "klaviyo"),
+        ("salesforce", "salesforce"), ("voyado", "voyado"), ("orders", "sql"), ("paper-archive", "manual")]
+    klaviyo = policy.connectors[3]
+    assert klaviyo.max_in_flight == 2 and policy.connectors[0].max_in_flight == 4
+    assert policy.connectors[6].settings["tables"][0]["erase"] == "null"
+    assert policy.connectors[4].secret_variables() == {"client_id_env": "SF_CLIENT_ID",
+                                                       "client_secret_env": "SF_CLIENT_SECRET"}
+
+
+def test_missing_secret_variables_are_named_and_never_their_values() -> None:
+    policy = parse_policy(_with_connectors(CONTRACT_CONNECTORS))
+    missing = policy.missing_secrets({"HUBSPOT_TOKEN": "pat-secret", "SF_CLIENT_ID": "id", "SF_CLIENT_SECRET": ""})
+    assert missing["salesforce"] == ["SF_CLIENT_SECRET"] and "hubspot" not in missing
+    assert missing["crm"] == ["CRM_WEBHOOK_SECRET"] and "paper-archive" not in missing
+    assert "pat-secret" not in repr(missing)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("max_in_flight: 0", "max_in_flight"),
+    ("retry: {initial_delay_s: 60, max_delay_s: 30}", "max_delay_s: must not be below initial_delay_s"),
+    ("token_env: 'not a name'", "token_env: must name an environment variable"),
+])
+def test_a_wrong_connector_setting_is_named(setting: str, message: str) -> None:
+    text = _with_connectors(f"connectors:\n  - {{name: hubspot, type: hubspot, {setting}}}\n")
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text)
+
+
+def test_the_service_warns_at_start_of_each_missing_secret_by_name(
+        tmp_path: Path, make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_with_connectors("connectors:\n  - {name: hubspot, type: hubspot, token_env: HUBSPOT_TOKEN_X}\n"))
+    monkeypatch.delenv("HUBSPOT_TOKEN_X", raising=False)
+    with caplog.at_level("WARNING", logger="api"):
+        make_app(POLICY_FILE=str(policy))
+    assert any("hubspot" in r.getMessage() and "HUBSPOT_TOKEN_X" in r.getMessage() for r in caplog.records)
