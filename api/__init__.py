@@ -13,6 +13,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import limits
 from api.audit.routes import blp as audit_blp
@@ -74,6 +75,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: defaults, then environment, then ``test_config``."""
     settings = load_settings(os.environ, test_config)
     app = PrivacyFlask(__name__, instance_path=str(settings["INSTANCE_DIR"]))
+    if settings["PROXY_HOPS"]:  # the client's address (rate limits) from the proxies' X-Forwarded-For
+        hops = settings["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     _configure(app, settings)
     app.extensions["privacy"] = _context(app, settings)
     Migrate(app, db, directory=str(MIGRATIONS))

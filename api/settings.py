@@ -23,6 +23,7 @@ ENVIRONMENT = {
     "PRIVACY_REQUEST_LIMIT_EMAIL": "REQUEST_LIMIT_EMAIL",
     "PRIVACY_VERIFY_LIMIT_IP": "VERIFY_LIMIT_IP",
     "PRIVACY_RATELIMIT_STORAGE_URL": "RATELIMIT_STORAGE_URL",
+    "PRIVACY_PROXY_HOPS": "PROXY_HOPS",
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -38,7 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_LIMIT_EMAIL": "3 per hour;10 per day",
     "VERIFY_LIMIT_IP": "20 per minute;200 per day",
     "RATELIMIT_STORAGE_URL": "privacy-db://",
+    # Reverse proxies in front of the service that append to X-Forwarded-For; 0 trusts none.
+    "PROXY_HOPS": 0,
 }
+
+
+MAX_PROXY_HOPS = 5
 
 
 def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -53,6 +59,10 @@ def load_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | Non
     if not settings["DATABASE_URL"]:
         settings["DATABASE_URL"] = f"sqlite:///{instance / 'privacy.db'}"
     settings["PUBLIC_URL"] = str(settings["PUBLIC_URL"]).rstrip("/")
+    hops = str(settings["PROXY_HOPS"]).strip()
+    if not hops.isdigit() or int(hops) > MAX_PROXY_HOPS:
+        raise RuntimeError(f"PRIVACY_PROXY_HOPS: must be a whole number from 0 to {MAX_PROXY_HOPS}, got {hops!r}")
+    settings["PROXY_HOPS"] = int(hops)
     return settings
 
 

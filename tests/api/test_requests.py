@@ -706,3 +706,16 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
         db.session.commit()
         assert process_requests(current(), utcnow()) == 1
     assert client.get(f"/v1/requests/{req['id']}", headers=officer).json["status"] == "completed"
+
+
+@pytest.mark.parametrize(("hops", "second"), [(0, 429), (1, 202)])
+def test_behind_a_trusted_proxy_each_customer_has_their_own_ip_limit(make_app: Any, hops: int, second: int) -> None:
+    client = make_app(REQUEST_LIMIT_IP="1 per minute", PROXY_HOPS=hops).test_client()
+    opened = [client.post("/v1/requests", json={"type": "access", "email": f"c{n}@example.se"},
+                          headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in (1, 2)]
+    # Without trusted proxies every customer is the proxy's address, and X-Forwarded-For is
+    # not believed (anyone could send it); with one, each customer counts on their own.
+    assert opened == [202, second]
+    again = client.post("/v1/requests", json={"type": "access", "email": "c3@example.se"},
+                        headers={"X-Forwarded-For": "203.0.113.1"})
+    assert again.status_code == 429

@@ -37,3 +37,9 @@ def test_a_malformed_master_key_stops_start_up(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="PRIVACY_MASTER_KEY: master key must be 32 bytes"):
         create_app({"INSTANCE_DIR": str(tmp_path), "MASTER_KEY": "c2hvcnQ="})
+
+
+@pytest.mark.parametrize("value", ["-1", "six", "9"])
+def test_a_wrong_proxy_hop_count_stops_start_up_and_names_the_variable(tmp_path: Path, value: str) -> None:
+    with pytest.raises(RuntimeError, match="PRIVACY_PROXY_HOPS: must be a whole number from 0 to 5"):
+        load_settings({"PRIVACY_INSTANCE_DIR": str(tmp_path), "PRIVACY_PROXY_HOPS": value}, None)
