@@ -14,9 +14,6 @@ from sqlalchemy.orm import Session
 
 from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext
-from privacy.requests.intake import IntakeService
-from privacy.requests.officer import OfficerService
-from privacy.requests.packages import PackageService
 from privacy.requests.service import RequestService
 
 
@@ -34,20 +31,6 @@ def request_service() -> RequestService:
     """Every request view's methods on one object (it hands each to the services below)."""
     return RequestService(current())
 
-
-def intake_service() -> IntakeService:
-    """A customer opens and verifies a data-subject request."""
-    return IntakeService(current())
-
-
-def officer_service() -> OfficerService:
-    """The officer's queue and decisions on data-subject requests, and the officer's package download."""
-    return OfficerService(current())
-
-
-def package_service() -> PackageService:
-    """Access packages: the customer's download link."""
-    return PackageService(current())
 
 
 def now() -> dt.datetime:

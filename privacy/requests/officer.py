@@ -15,7 +15,7 @@ from privacy.errors import Conflict, InvalidInput
 from privacy.ledger import append_audit, timestamp
 from privacy.requests import fulfilment, records
 from privacy.requests import mail as request_mail
-from privacy.requests.deadlines import controller_time_zone, extended
+from privacy.requests.deadlines import controller_time_zone, extended, is_overdue
 from privacy.requests.packages import PackageService
 from privacy.requests.states import OPEN, is_open, move
 from privacy.storage.repositories.ledger import LedgerRepository
@@ -57,7 +57,7 @@ class OfficerService:
         """The officer's queue, soonest deadline first."""
         rows = RequestRepository(self.session).queue(now, OPEN, status=status, type_=type_, overdue=overdue,
                                                      due_before=due_before, limit=limit)
-        return [{**records.view(r), "overdue": is_open(r.status) and (r.extended_until or r.due_at) < now}
+        return [{**records.view(r), "overdue": is_open(r.status) and is_overdue(r.extended_until or r.due_at, now)}
                 for r in rows]
 
     # --- decisions ------------------------------------------------------------------

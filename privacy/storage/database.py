@@ -1,8 +1,8 @@
 """The database a service works on: its engine, its session, and how it writes.
 
 A :class:`Database` is built once per application (by ``api`` from Flask-SQLAlchemy's
-engine and request-scoped session, or on its own from a URL for a script or a test) and
-handed to every service by the factory that builds it. Nothing in ``privacy`` reaches a
+engine and request-scoped session; given an engine alone, it makes its own scoped session)
+and handed to every service by the factory that builds it. Nothing in ``privacy`` reaches a
 global database handle.
 """
 from __future__ import annotations
@@ -11,11 +11,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from privacy.storage.sqlite import checkpoints, configure_engine, write_intent, writer_lock
+from privacy.storage.sqlite import checkpoints, write_intent, writer_lock
 from privacy.storage.statements import RawTransaction
 
 AnySession = Session | scoped_session[Any]
@@ -42,13 +41,6 @@ class Database:
         self.engine = engine
         self.session: scoped_session[Any] = session if session is not None else scoped_session(
             sessionmaker(bind=engine))
-
-    @classmethod
-    def from_url(cls, url: str, **engine_options: Any) -> Database:
-        """A database of its own (a script, a worker, a test), tuned as the service's."""
-        engine = create_engine(url, **engine_options)
-        configure_engine(engine)
-        return cls(engine)
 
     @property
     def dialect(self) -> Any:
