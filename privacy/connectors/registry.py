@@ -1,0 +1,26 @@
+"""The explicit registry: each policy ``type`` and the class that implements it."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from privacy.connectors.base import ConfigError, Connector
+from privacy.connectors.webhook import WebhookConnector
+from privacy.policy.file import ConnectorDef, Policy
+
+CONNECTOR_CLASSES: dict[str, type[Connector]] = {
+    WebhookConnector.type: WebhookConnector,
+}
+
+
+def build(definition: ConnectorDef, environ: Mapping[str, str] | None = None) -> Connector:
+    """The connector for one policy entry (settings checked; secrets are read when used)."""
+    cls = CONNECTOR_CLASSES.get(definition.type)
+    if cls is None:
+        raise ConfigError(f"connectors[{definition.name}].type: no connector implements {definition.type!r}")
+    return cls(definition, os.environ if environ is None else environ)
+
+
+def build_all(policy: Policy, environ: Mapping[str, str] | None = None) -> dict[str, Connector]:
+    """Every connector of the policy file, by name."""
+    return {d.name: build(d, environ) for d in policy.connectors}
