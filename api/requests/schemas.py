@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from api.docs import NOT_BLANK, schema_keywords
 from api.schema_fields import WholeNumber, no_control_characters
+from privacy.connectors.base import OUTCOMES
 from privacy.policy.validation import StrictSchema
 from privacy.requests.mail import LANGUAGES
 from privacy.requests.service import STATUSES, TASK_STATUSES, TYPES
@@ -69,6 +70,12 @@ class SystemSchema(Schema):
     status = fields.String(metadata={"enum": list(TASK_STATUSES)})
     attempts = fields.Integer()
     last_error = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={
+        "enum": [*OUTCOMES, None],
+        "description": "what a succeeded system did: done, not_found (nothing held there), accepted (queued, "
+                       "no completion reported) or soft_deleted (the system completes the deletion later)"})
+    operation = fields.String()
+    finished_at = fields.String(allow_none=True, metadata={"format": "date-time"})
 
 
 class RequestSchema(Schema):

@@ -157,3 +157,13 @@ def excerpt(text: str | bytes | None, *, known: tuple[str, ...] = ()) -> str:
         if value:
             text = text.replace(value, "<redacted>")
     return _EMAIL.sub("<email>", text)[:EXCERPT_CHARS]
+
+
+class Waiting(Exception):
+    """A person must act (a system with no API): the runner mails ``owner_email`` the task
+    with a single-use link to confirm it done, and the task waits until the deadline."""
+
+    def __init__(self, owner_email: str, instructions: str) -> None:
+        super().__init__("waiting for the system's owner")
+        self.owner_email = owner_email
+        self.instructions = instructions

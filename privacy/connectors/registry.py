@@ -5,11 +5,13 @@ import os
 from collections.abc import Mapping
 
 from privacy.connectors.base import ConfigError, Connector
+from privacy.connectors.manual import ManualConnector
 from privacy.connectors.webhook import WebhookConnector
 from privacy.policy.file import ConnectorDef, Policy
 
 CONNECTOR_CLASSES: dict[str, type[Connector]] = {
     WebhookConnector.type: WebhookConnector,
+    ManualConnector.type: ManualConnector,
 }
 
 

@@ -9,6 +9,7 @@ from privacy.policy.catalogue import load_catalogue
 from privacy.storage.repositories.confirmations import ConfirmationRepository
 from privacy.storage.repositories.consent_states import ConsentStateRepository
 from privacy.storage.repositories.idempotency import IdempotencyRepository
+from privacy.tasks.planning import ConsentFanout
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)
 
@@ -17,11 +18,13 @@ class ConsentHousekeeping:
     """``ConsentService.expire`` and the ``purge_*`` clean-ups (run by the scheduler)."""
 
     def __init__(self, ctx: PrivacyContext) -> None:
+        self.ctx = ctx
         self.database = ctx.database
 
     def expire(self, now: dt.datetime, batch_size: int = 1000) -> int:
         """Append an ``expired`` event for every consent past its validity; returns a count."""
         catalogue = load_catalogue(self.database)
+        fanout = ConsentFanout.of(self.ctx)
         total = 0
         for purpose in catalogue.purposes.values():
             if not purpose.consent_valid_days:
@@ -31,7 +34,7 @@ class ConsentHousekeeping:
                 with self.database.unit_of_work() as session:
                     states = ConsentStateRepository(session).granted_before(purpose.code, cutoff, batch_size)
                     changes.move(session, load_catalogue(self.database), states, "expired", "expired",
-                                 {"channel": "scheduler", "form": "consent-expiry"}, now)
+                                 {"channel": "scheduler", "form": "consent-expiry"}, now, fanout)
                 total += len(states)
                 if len(states) < batch_size:
                     break

@@ -14,6 +14,7 @@ from privacy.storage.repositories.confirmations import ConfirmationRepository
 from privacy.storage.repositories.consent_states import ConsentStateRepository
 from privacy.storage.repositories.subjects import SubjectRepository
 from privacy.storage.statements import AnyTransaction
+from privacy.tasks.planning import ConsentFanout
 
 
 def _link_used() -> Gone:
@@ -88,5 +89,5 @@ class ConsentLinks:
             if state is None or state.status not in ACTIVE:
                 return {"subject_id": subject_id, "purpose": purpose, "status": state.status if state else "none"}
             changes.move(session, load_catalogue(self.database), [state], "withdrawn", "withdrawn",
-                         {"channel": "email", "form": "withdraw-link"}, now)
+                         {"channel": "email", "form": "withdraw-link"}, now, ConsentFanout.of(self.ctx))
             return {"subject_id": subject_id, "purpose": purpose, "status": "withdrawn"}

@@ -25,6 +25,7 @@ from privacy.policy.catalogue import cached_catalogue, catalogue_as_of, load_cat
 from privacy.storage.database import in_transaction
 from privacy.storage.repositories.idempotency import IdempotencyRepository
 from privacy.storage.statements import Prepared, integrity_errors
+from privacy.tasks.planning import ConsentFanout
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Recorder:
     def __init__(self, ctx: PrivacyContext) -> None:
         self.ctx = ctx
         self.database = ctx.database
+        self.fanout = ConsentFanout.of(ctx)
 
     def record(self, cmd: ConsentCommand, now: dt.datetime, idempotency: tuple[str, str] | None = None
                ) -> RecordResult:
@@ -123,6 +125,9 @@ class Recorder:
             if not still_current(tx, plan):
                 raise _Stale
             write(tx, plan, rows)
+            withdrawn = {e["purpose"]: e["status"] for e in plan.events if e["status"] == "withdrawn"}
+            if withdrawn and self.fanout.systems and plan.new_subject is None:
+                self.fanout.changed(tx, plan.subject_id, withdrawn, now)
             if answer is not None:
                 tx.run(answer)
         return None

@@ -27,6 +27,7 @@ from privacy.context import PrivacyContext
 from privacy.policy.catalogue import load_catalogue
 from privacy.storage.repositories.consent_states import CHECK_CHUNK
 from privacy.storage.statements import AnyTransaction
+from privacy.tasks.planning import ConsentFanout
 
 __all__ = ["CHECK_CHUNK", "IDEMPOTENCY_TTL", "ConsentCommand", "ConsentService", "RecordResult", "is_uuid"]
 
@@ -52,7 +53,8 @@ class ConsentService:
                      source: dict[str, Any], now: dt.datetime) -> list[str]:
         """Withdraw the subject's active consents for ``purposes`` (all with None) inside the
         caller's transaction; returns the purposes withdrawn."""
-        return changes.withdraw(session, load_catalogue(self.ctx.database), subject_id, purposes, source, now)
+        return changes.withdraw(session, load_catalogue(self.ctx.database), subject_id, purposes, source, now,
+                                ConsentFanout.of(self.ctx))
 
     def states(self, subject_id: str, now: dt.datetime) -> dict[str, Any]:
         return ConsentQueries(self.ctx).states(subject_id, now)

@@ -230,6 +230,14 @@ class Crypto:
         """Unwrap a request's key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(request, "key of request", "request", f"rdek|{request.id}")
 
+    def new_task_key(self, task_id: str) -> tuple[bytes, bytes]:
+        """A fresh key for one connected system's task (whom it looks for), destroyed when it ends."""
+        return self._new_wrapped_key(f"tdek|{task_id}")
+
+    def task_key(self, task: KeyOwner) -> bytes:
+        """Unwrap a task's key; :class:`KeyShredded` once it was destroyed."""
+        return self._unwrap_owned_key(task, "key of task", "task", f"tdek|{task.id}")
+
     def _new_wrapped_key(self, context: str) -> tuple[bytes, bytes]:
         key = AESGCM.generate_key(bit_length=256)
         return key, _seal(self._master, key, context.encode())

@@ -12,6 +12,7 @@ from privacy.ledger import append_audit
 from privacy.storage.repositories.keys import KeyRepository
 from privacy.storage.repositories.requests import RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
+from privacy.storage.repositories.tasks import TaskRepository
 
 
 def rotate_master(
@@ -36,7 +37,8 @@ def rotate_master(
         master_keys.add_master_key(new.master_key_id, "rotating", now)
         session.commit()
     moved = 0
-    for table, purpose in ((SubjectRepository(session), "dek"), (RequestRepository(session), "rdek")):
+    for table, purpose in ((SubjectRepository(session), "dek"), (RequestRepository(session), "rdek"),
+                           (TaskRepository(session), "tdek")):
         moved += _rewrap_keys(session, table, purpose, old, new, batch_size, progress)
     master_keys.rewrap((e.name, new.wrap_secret(e.name, old.unwrap_secret(e.name, e.wrapped)), new.master_key_id)
                        for e in master_keys.entries_under(old.master_key_id))
@@ -49,7 +51,7 @@ def rotate_master(
 
 
 class _KeyTable(Protocol):
-    """A table whose rows hold a key wrapped under the master key (subjects, requests)."""
+    """A table whose rows hold a key wrapped under the master key (subjects, requests, tasks)."""
 
     def keys_after(self, after: str, limit: int) -> list[Any]: ...
 

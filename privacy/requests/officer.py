@@ -21,6 +21,7 @@ from privacy.requests.states import OPEN, is_open, move
 from privacy.storage.repositories.ledger import LedgerRepository
 from privacy.storage.repositories.requests import RequestRepository
 from privacy.storage.repositories.subjects import SubjectRepository
+from privacy.storage.repositories.tasks import TaskRepository
 
 MAX_REASON = 2000
 
@@ -38,10 +39,11 @@ class OfficerService:
     def get(self, request_id: str) -> dict[str, Any]:
         """One request with each system's status and its history (from the audit log)."""
         request = records.load(self.session(), request_id)
-        tasks = RequestRepository(self.session).tasks_of(request_id)
+        tasks = TaskRepository(self.session).of_request(request_id)
         history = LedgerRepository(self.session).audit_of(request_id)
         view = records.view(request)
-        view["systems"] = [{"name": t.system, "status": t.status, "attempts": t.attempts, "last_error": t.last_error}
+        view["systems"] = [{"name": t.system, "status": t.status, "attempts": t.attempts, "last_error": t.last_error,
+                            "outcome": t.outcome, "operation": t.operation, "finished_at": as_json_time(t.finished_at)}
                            for t in tasks]
         view["history"] = [{"at": as_json_time(e.at), "action": e.action, "actor": e.actor,
                             "details": json.loads(e.details)} for e in history]

@@ -22,9 +22,11 @@ TRANSITIONS = {
     "pending_verification": ("verified", "expired", "rejected"),
     "verified": ("in_progress", "rejected"),
     "in_progress": ("completed", "partially_completed", "rejected"),
+    # An officer retries a system that failed: the request is worked again, its deadline unmoved.
+    "partially_completed": ("in_progress",),
 }
-OPEN = tuple(TRANSITIONS)  # the request still has a deadline to meet
-CLOSED = tuple(s for s in STATUSES if s not in TRANSITIONS)  # answered, refused or expired: no way out
+OPEN = ("pending_verification", "verified", "in_progress")  # the request still has a deadline to meet
+CLOSED = tuple(s for s in STATUSES if s not in OPEN)  # answered, refused or expired
 TASK_STATUSES = ("pending", "in_progress", "succeeded", "failed", "skipped")
 TASK_DONE = ("succeeded", "failed", "skipped")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,14 +26,13 @@ from privacy.requests.packages import PackageService
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TASK_DONE, move
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES, VERIFY_DAYS
-from privacy.storage.repositories.requests import RequestRecord, RequestRepository, TaskRecord
+from privacy.storage.repositories.requests import RequestRecord, RequestRepository
 from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
+from privacy.storage.repositories.tasks import TaskRecord, TaskRepository
+from privacy.tasks.planning import plan_request
 
 log = logging.getLogger(__name__)
 
-# What a connected system is asked to do for each request type (docs/api.md, webhook protocol).
-CONNECTOR_OPERATION = {"access": "access", "portability": "access", "erasure": "erasure",
-                       "rectification": "rectification", "restriction": "restriction", "objection": "consent"}
 LOCAL_ATTEMPTS = 5  # this service's own work is retried by the scheduler before it counts as failed
 
 
@@ -47,13 +45,8 @@ class WorkflowService:
 
     def plan_tasks(self, session: Session, request: RequestRecord, now: dt.datetime) -> list[str]:
         """One pending task per system that takes part in ``request``; their names."""
-        operation = CONNECTOR_OPERATION[request.type]
-        systems = [LOCAL_SYSTEM] + [c.name for c in self.ctx.policy.connectors if operation in c.operations]
-        RequestRepository(session).add_tasks([TaskRecord(
-            id=str(uuid.uuid4()), request_id=request.id, system=name,
-            operation=request.type if name == LOCAL_SYSTEM else operation, status="pending", attempts=0,
-            last_error=None, next_attempt_at=now, result=None, created_at=now, updated_at=now) for name in systems])
-        return systems
+        details = records.open_details(self.ctx.crypto, request)
+        return plan_request(session, self.ctx, request.id, request.type, request.subject_id, details, now)
 
     def advance(self, request_id: str, now: dt.datetime) -> bool:
         """Run the local work and close the request if it is ready. A fault leaves the request
@@ -71,8 +64,8 @@ class WorkflowService:
         """Do this service's share of a verified request; returns the task's outcome."""
         with self.database.unit_of_work() as session:
             request = records.load(session, request_id, lock=True)
-            requests = RequestRepository(session)
-            task = requests.task_of(request_id, LOCAL_SYSTEM)
+            tasks = TaskRepository(session)
+            task = tasks.of_request_system(request_id, LOCAL_SYSTEM)
             if task is None or task.status in TASK_DONE:
                 return task.status if task else None
             subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
@@ -84,11 +77,13 @@ class WorkflowService:
             else:
                 attempt = self._attempt(session, request, task, subject, details, now)
                 if attempt is None:  # a fault, to be retried
-                    requests.save_task(task, now)
+                    tasks.save(task, now)
                     return task.status
                 summary = attempt
             self._store_result(request, task, summary)
-            requests.save_task(task, now)
+            task.outcome = "done" if task.status == "succeeded" else None
+            task.finished_at = now
+            tasks.save(task, now)
             append_audit(session, LOCAL_SYSTEM, "request.task", now, target=request.id,
                          details={"system": LOCAL_SYSTEM, "status": task.status})
             return task.status
@@ -139,7 +134,7 @@ class WorkflowService:
             if request.status != "in_progress":
                 return False
             requests = RequestRepository(session)
-            tasks = requests.tasks_of(request_id)
+            tasks = TaskRepository(session).of_request(request_id)
             if any(t.status not in TASK_DONE for t in tasks):
                 return False
             failed = any(t.status == "failed" for t in tasks)

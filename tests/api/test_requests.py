@@ -198,8 +198,10 @@ def test_every_transition_is_in_the_history_and_the_audit_log(
         assert step in actions
     assert actions.index("request.verified") < actions.index("request.in_progress") < actions.index(
         "request.completed")
-    assert view["systems"] == [{"name": "privacy-service", "status": "succeeded", "attempts": 1,
-                                "last_error": None}]
+    [local] = view["systems"]
+    assert {k: local[k] for k in ("name", "status", "attempts", "last_error", "outcome", "operation")} == {
+        "name": "privacy-service", "status": "succeeded", "attempts": 1, "last_error": None, "outcome": "done",
+        "operation": "restriction"}
     assert client.get("/v1/audit/verify", headers=admin).json["ok"] is True
 
 

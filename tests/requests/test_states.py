@@ -23,6 +23,7 @@ LEGAL = {  # the rule, written out here so that a change to the table shows up a
     ("pending_verification", "verified"), ("pending_verification", "expired"), ("pending_verification", "rejected"),
     ("verified", "in_progress"), ("verified", "rejected"),
     ("in_progress", "completed"), ("in_progress", "partially_completed"), ("in_progress", "rejected"),
+    ("partially_completed", "in_progress"),  # an officer retries a system that failed
 }
 ILLEGAL = [(start, end) for start in STATUSES for end in STATUSES if (start, end) not in LEGAL]
 REQUEST_ID = "7d4e1c8a-0000-4000-8000-000000000000"
@@ -60,9 +61,9 @@ def test_a_legal_move_changes_the_status_and_is_written_to_the_requests_history(
     assert written == (f"request.{end}", "officer", {"from": start, "why": "test"})
 
 
-def test_completed_partially_completed_rejected_and_expired_are_final() -> None:
-    assert set(STATUSES) - {start for start, _ in LEGAL} == {"completed", "partially_completed", "rejected",
-                                                               "expired"}
+def test_completed_rejected_and_expired_are_final_and_partially_completed_only_reopens() -> None:
+    assert set(STATUSES) - {start for start, _ in LEGAL} == {"completed", "rejected", "expired"}
+    assert {end for start, end in LEGAL if start == "partially_completed"} == {"in_progress"}
 
 
 def test_a_completed_request_cannot_be_rejected_and_nothing_is_mailed(

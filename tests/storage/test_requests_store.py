@@ -14,9 +14,9 @@ from privacy.storage.repositories.requests import (
     PackageRecord,
     RequestRecord,
     RequestRepository,
-    TaskRecord,
     TokenRecord,
 )
+from privacy.storage.repositories.tasks import TaskRecord, TaskRepository
 from tests.storage.conftest import NOW
 
 LATER = NOW + dt.timedelta(days=1)
@@ -90,7 +90,8 @@ def test_a_forgotten_request_loses_its_key_details_and_task_results_but_keeps_it
     with ctx.database.unit_of_work() as session:
         requests = RequestRepository(session)
         for request in (kept, touched):
-            requests.add_tasks([dataclasses.replace(task(request.id, "privacy-service"), result=b"sealed result")])
+            TaskRepository(session).add([dataclasses.replace(task(request.id, "privacy-service"),
+                                                             result=b"sealed result")])
         requests.forget(kept.id)
         requests.forget(touched.id, LATER)
     for request, updated_at in ((kept, NOW), (touched, LATER)):
@@ -98,7 +99,7 @@ def test_a_forgotten_request_loses_its_key_details_and_task_results_but_keeps_it
         assert (after.wrapped_key, after.master_key_id, after.sealed) == (None, None, None)
         assert (after.status, after.received_at, after.updated_at) == ("completed", NOW, updated_at)
         with ctx.database.unit_of_work() as session:
-            assert [t.result for t in RequestRepository(session).tasks_of(request.id)] == [None]
+            assert [t.result for t in TaskRepository(session).of_request(request.id)] == [None]
 
 
 def test_closed_requests_that_still_have_a_key_are_found_once_closed_long_enough(ctx: PrivacyContext) -> None:
@@ -176,17 +177,17 @@ def test_a_token_is_found_by_its_hash_and_spent_one_use_at_a_time(ctx: PrivacyCo
 def test_tasks_are_listed_as_planned_and_a_saved_task_keeps_its_outcome(ctx: PrivacyContext) -> None:
     request = new_request(ctx)
     with ctx.database.unit_of_work() as session:
-        RequestRepository(session).add_tasks([task(request.id, "privacy-service"), task(request.id, "crm"),
+        TaskRepository(session).add([task(request.id, "privacy-service"), task(request.id, "crm"),
                                               task(request.id, "billing", LATER)])
     with ctx.database.unit_of_work() as session:
-        requests = RequestRepository(session)
-        assert [t.system for t in requests.tasks_of(request.id)] == ["crm", "privacy-service", "billing"]
-        local = requests.task_of(request.id, "privacy-service")
-        assert local is not None and requests.task_of(request.id, "erp") is None
+        tasks = TaskRepository(session)
+        assert [t.system for t in tasks.of_request(request.id)] == ["crm", "privacy-service", "billing"]
+        local = tasks.of_request_system(request.id, "privacy-service")
+        assert local is not None and tasks.of_request_system(request.id, "erp") is None
         local.status, local.attempts, local.last_error, local.result = "failed", 5, "internal error", b"sealed"
-        requests.save_task(local, LATER)
+        TaskRepository(session).save(local, LATER)
     with ctx.database.unit_of_work() as session:
-        assert RequestRepository(session).task_of(request.id, "privacy-service") == local
+        assert TaskRepository(session).of_request_system(request.id, "privacy-service") == local
     assert local.updated_at == LATER
 
 

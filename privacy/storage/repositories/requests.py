@@ -70,15 +70,9 @@ INSERT_TOKEN = insert(_TOK)
 SPEND_TOKEN = update(_TOK).where(_TOK.c.token_hash == bindparam("b_hash")).values(
     uses_left=bindparam("b_left"), used_at=bindparam("b_now"))
 
-TASK_COLUMNS = (_T.c.id, _T.c.request_id, _T.c.system, _T.c.operation, _T.c.status, _T.c.attempts,
-                _T.c.last_error, _T.c.next_attempt_at, _T.c.result, _T.c.created_at, _T.c.updated_at)
-TASKS_OF = select(*TASK_COLUMNS).where(_T.c.request_id == bindparam("rid")).order_by(_T.c.created_at, _T.c.system)
-TASK_OF_SYSTEM = select(*TASK_COLUMNS).where(_T.c.request_id == bindparam("rid"), _T.c.system == bindparam("system"))
-INSERT_TASK = insert(_T)
-SAVE_TASK = update(_T).where(_T.c.id == bindparam("b_id")).values(
-    status=bindparam("b_status"), attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
-    result=bindparam("b_result"), updated_at=bindparam("b_now"))
-CLEAR_RESULTS = update(_T).where(_T.c.request_id == bindparam("b_rid")).values(result=null())
+# A forgotten request's tasks lose their results and whom they looked for.
+CLEAR_RESULTS = update(_T).where(_T.c.request_id == bindparam("b_rid")).values(
+    result=null(), payload=null(), wrapped_key=null(), master_key_id=null())
 
 PACKAGE_COLUMNS = (_P.c.id, _P.c.request_id, _P.c.kind, _P.c.file_name, _P.c.size, _P.c.created_at,
                    _P.c.expires_at, _P.c.deleted_at)
@@ -139,23 +133,6 @@ class TokenRecord:
     expires_at: dt.datetime
     uses_left: int
     used_at: dt.datetime | None
-
-
-@dataclass(slots=True)
-class TaskRecord:
-    """One system's share of a request; ``result`` is sealed under the request's key."""
-
-    id: str
-    request_id: str
-    system: str
-    operation: str
-    status: str
-    attempts: int
-    last_error: str | None
-    next_attempt_at: dt.datetime | None
-    result: bytes | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 @dataclass(slots=True)
@@ -280,25 +257,6 @@ class RequestRepository:
         """One use of ``token`` is spent at ``now``."""
         self.tx.execute(SPEND_TOKEN, {"b_hash": token.token_hash, "b_left": token.uses_left - 1, "b_now": now})
         token.uses_left, token.used_at = token.uses_left - 1, now
-
-    # --- tasks ------------------------------------------------------------------------
-
-    def add_tasks(self, tasks: list[TaskRecord]) -> None:
-        self.tx.executemany(INSERT_TASK, [_columns(t) for t in tasks])
-
-    def tasks_of(self, request_id: str) -> list[TaskRecord]:
-        """The request's tasks in the order they were planned, then by system name."""
-        return [TaskRecord(*r) for r in self.tx.all(TASKS_OF, {"rid": request_id})]
-
-    def task_of(self, request_id: str, system: str) -> TaskRecord | None:
-        row = self.tx.first(TASK_OF_SYSTEM, {"rid": request_id, "system": system})
-        return None if row is None else TaskRecord(*row)
-
-    def save_task(self, task: TaskRecord, now: dt.datetime) -> None:
-        """Store the task's status, attempts, last error and result as changed at ``now``."""
-        task.updated_at = now
-        self.tx.execute(SAVE_TASK, {"b_id": task.id, "b_status": task.status, "b_attempts": task.attempts,
-                                    "b_error": task.last_error, "b_result": task.result, "b_now": now})
 
     # --- packages ---------------------------------------------------------------------
 
