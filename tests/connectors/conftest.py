@@ -29,7 +29,7 @@ def hubspot_preferences_url(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="session")
 def mailchimp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from _serve(SPECS / "mailchimp" / "marketing-openapi.json", tmp_path_factory)
+    yield from _serve(SPECS / "mailchimp" / "marketing-openapi.prism.json", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

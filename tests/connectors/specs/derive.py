@@ -3,11 +3,15 @@
     python tests/connectors/specs/derive.py hubspot/contacts-v3.json hubspot/contacts-v3.prism.json
     python tests/connectors/specs/derive.py hubspot/subs-v4.json hubspot/subs-v4.prism.json
     python tests/connectors/specs/derive.py klaviyo/stable.json klaviyo/stable.prism.json
+    python tests/connectors/specs/derive.py mailchimp/marketing-openapi.json mailchimp/marketing-openapi.prism.json
 
-Only answers change, never what a request must look like: ``"example": null`` and string
-examples on object schemas are dropped (Prism serves them and then refuses its own answer),
-``*/*`` error bodies become ``application/json``, and a few named answers are added so a
-test can pick one with ``Prefer: example=<name>`` (the first stays Prism's default).
+Answers change: ``"example": null`` and string examples on object schemas are dropped
+(Prism serves them and then refuses its own answer), ``*/*`` error bodies become
+``application/json``, and a few named answers are added so a test can pick one with
+``Prefer: example=<name>`` (the first stays Prism's default). One request rule changes:
+the Mailchimp conversion types every merge field value as an object, where Mailchimp takes
+a string or number (``{"FNAME": "Ann"}``; its own SDKs type the value as string | number |
+address), so that type is dropped.
 """
 from __future__ import annotations
 
@@ -68,6 +72,9 @@ def normalise(node: Any) -> Any:
     for key, value in node.items():
         if key == "example" and (value is None or (isinstance(value, str) and node.get("type") == "object")):
             continue
+        if key == "merge_fields" and isinstance(value, dict) and "additionalProperties" in value:
+            value = {**value, "additionalProperties": {k: v for k, v in value["additionalProperties"].items()
+                                                       if k != "type"}}
         if key == "content" and isinstance(value, dict) and "*/*" in value:
             value = {("application/json" if k == "*/*" else k): v for k, v in value.items()}
         out[key] = normalise(value)
