@@ -5,6 +5,9 @@ import os
 from collections.abc import Mapping
 
 from privacy.connectors.base import ConfigError, Connector
+from privacy.connectors.hubspot import HubSpotConnector
+from privacy.connectors.klaviyo import KlaviyoConnector
+from privacy.connectors.mailchimp import MailchimpConnector
 from privacy.connectors.manual import ManualConnector
 from privacy.connectors.webhook import WebhookConnector
 from privacy.policy.file import ConnectorDef, Policy
@@ -12,6 +15,9 @@ from privacy.policy.file import ConnectorDef, Policy
 CONNECTOR_CLASSES: dict[str, type[Connector]] = {
     WebhookConnector.type: WebhookConnector,
     ManualConnector.type: ManualConnector,
+    HubSpotConnector.type: HubSpotConnector,
+    MailchimpConnector.type: MailchimpConnector,
+    KlaviyoConnector.type: KlaviyoConnector,
 }
 
 
