@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.crypto.rotation import rotate_master
 from privacy.errors import ServiceError
 from privacy.ledger import verification
-from retention.scheduler import build_scheduler
+from retention.scheduler import build_runner, build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
 
@@ -123,14 +124,26 @@ def audit_verify() -> None:
 @click.command("scheduler")
 @with_appcontext
 def scheduler() -> None:
-    """Run the scheduled jobs in the foreground (one such process per deployment)."""
+    """Run the scheduled jobs and the connected systems' tasks in the foreground.
+
+    The task runner's threads stop with the process; on SIGTERM (or Ctrl-C) the tasks in
+    hand finish and are recorded first. A task of a process killed outright is claimed
+    again when its lease runs out.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     sched = build_scheduler(app, extra={"purge_rate_limits": (purge_expired, dt.timedelta(hours=1))})
-    click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs()), err=True)
+    lease = os.environ.get("PRIVACY_TASK_LEASE_S")
+    runner = build_runner(app, lease_s=float(lease) if lease else None)
+    dispatcher = runner.start()
+    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
+    click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs())
+               + f"; tasks for {len(runner.connectors)} connected systems", err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
+    runner.stop()
+    dispatcher.join()
 
 
 @click.command("demo")

@@ -9,6 +9,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
 from privacy.context import PrivacyContext
+from privacy.tasks.runner import TaskRunner
 from retention.jobs import JOBS, Job
 
 log = logging.getLogger(__name__)
@@ -41,3 +42,8 @@ def build_scheduler(app: Flask, extra: Mapping[str, tuple[Job, dt.timedelta]] | 
         scheduler.add_job(run_job, "interval", args=(app, name, job), seconds=every.total_seconds(), id=name,
                           name=name, next_run_time=ctx.clock())
     return scheduler
+
+
+def build_runner(app: Flask, lease_s: float | None = None, poll_s: float = 0.5) -> TaskRunner:
+    """The connected systems' task runner, its threads working inside the app's context."""
+    return TaskRunner(app.extensions["privacy"], lease_s=lease_s, poll_s=poll_s, scope=app.app_context)
