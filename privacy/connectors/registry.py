@@ -5,11 +5,17 @@ import os
 from collections.abc import Mapping
 
 from privacy.connectors.base import ConfigError, Connector
+from privacy.connectors.salesforce import SalesforceConnector
+from privacy.connectors.sql import SqlConnector
+from privacy.connectors.voyado import VoyadoConnector
 from privacy.connectors.webhook import WebhookConnector
 from privacy.policy.file import ConnectorDef, Policy
 
 CONNECTOR_CLASSES: dict[str, type[Connector]] = {
     WebhookConnector.type: WebhookConnector,
+    SalesforceConnector.type: SalesforceConnector,
+    VoyadoConnector.type: VoyadoConnector,
+    SqlConnector.type: SqlConnector,
 }
 
 
