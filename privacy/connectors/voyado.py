@@ -32,6 +32,7 @@ DEFAULT_USER_AGENT = "PrivacyService/0.1"
 PROBE_EMAIL = "connection-test@privacy-service.invalid"
 _USER_AGENT = re.compile(r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+( .*)?\Z")
 _WITHDRAWN = ("withdrawn", "expired")
+_GUID = re.compile(r"[0-9A-Fa-f-]{32,36}\Z")
 
 
 class VoyadoConnector(Connector):
@@ -78,6 +79,8 @@ class VoyadoConnector(Connector):
                                  "resolve the duplicates in Engage", retryable=False, http_status=409,
                                  excerpt=excerpt(answer.content, known=(email,)))
         found = _json(answer.content)
+        if found is None and _GUID.match(answer.text.strip()):  # a bare GUID rather than a JSON string
+            found = answer.text.strip()
         if isinstance(found, dict):
             found = found.get("id") or found.get("contactId")
         if not isinstance(found, str) or not found:
