@@ -40,6 +40,7 @@ from privacy.policy.file import ConnectorDef
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 ERASE_MODES = ("null", "delete")
 KEY_VALUES = ("email", "subject_id")
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class SqlConnector(Connector):
         where = f" on table {table_name}" if table_name else ""
         operational = isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout) or (
             isinstance(exc, DBAPIError) and exc.connection_invalidated)
+        if operational and str(getattr(exc, "orig", "")).startswith(_SQLITE_SCHEMA_ERRORS):
+            operational = False  # SQLite files a missing table or column under OperationalError
         kind = type(exc.orig).__name__ if isinstance(exc, DBAPIError) and exc.orig is not None else type(exc).__name__
         return ConnectorError(f"{self.name} database error{where} ({type(exc).__name__}: {kind})",
                               retryable=operational)
