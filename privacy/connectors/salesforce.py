@@ -254,6 +254,9 @@ class SalesforceConnector(Connector):
             return None
         return any(not r.get("HasOptedOutOfEmail") for r in records)
 
+    def close(self) -> None:
+        self.http.close()
+
     def test_connection(self) -> str:
         answer = self.request("GET", f"{self.api}/limits")
         daily = _json(answer.content)

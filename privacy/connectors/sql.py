@@ -197,6 +197,13 @@ class SqlConnector(Connector):
             return Result(outcome="not_found")
         return Result(outcome="done", excerpt="; ".join(counts))
 
+    def close(self) -> None:
+        """Close the pooled connections (the engine is made again if the connector is used)."""
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
     def test_connection(self) -> str:
         try:
             with self.engine.connect() as conn:

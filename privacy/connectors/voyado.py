@@ -144,6 +144,9 @@ class VoyadoConnector(Connector):
                                  retryable=False, http_status=answer.status_code)
         return accepts
 
+    def close(self) -> None:
+        self.http.close()
+
     def test_connection(self) -> str:
         answer = self.request("GET", "/api/v3/contacts/id", params={"email": PROBE_EMAIL}, ok=(404,))
         return f"API key accepted ({self.base_url} answered {answer.status_code} to a contact lookup)"

@@ -79,12 +79,23 @@ def tables(db: Db, *, orders_erase: str = "delete", orders_columns: tuple[str, .
              "erase": orders_erase}]
 
 
+@pytest.fixture(autouse=True)
+def _close_connectors(db: Db) -> Iterator[None]:
+    yield
+    while BUILT:
+        BUILT.pop().close()
+
+
+BUILT: list[SqlConnector] = []
+
+
 def connector(db: Db, environ: dict[str, str] | None = None, **settings: Any) -> SqlConnector:
     definition = ConnectorDef(name="orders", type="sql", operations=("access", "erasure", "rectification"),
                               retry={}, timeout_s=5, settings={"url_env": "ORDERS_DATABASE_URL",
                                                                "tables": tables(db), **settings})
     built = build(definition, {"ORDERS_DATABASE_URL": db.url} if environ is None else environ)
     assert isinstance(built, SqlConnector)
+    BUILT.append(built)
     return built
 
 
