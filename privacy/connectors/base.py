@@ -136,6 +136,12 @@ class Connector(abc.ABC):
         """Check the system answers with the configured credentials: a short description of
         what was checked, or :class:`ConnectorError` with the reason."""
 
+    def close(self) -> None:
+        """Release what the connector holds (HTTP sessions, database connections)."""
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()
+
     def opt_in(self, email: str) -> bool | None:
         """For reconciliation: does the system consider ``email`` subscribed to marketing
         (None when it does not hold the person). Types that cannot tell raise

@@ -9,6 +9,9 @@ from privacy.connectors.hubspot import HubSpotConnector
 from privacy.connectors.klaviyo import KlaviyoConnector
 from privacy.connectors.mailchimp import MailchimpConnector
 from privacy.connectors.manual import ManualConnector
+from privacy.connectors.salesforce import SalesforceConnector
+from privacy.connectors.sql import SqlConnector
+from privacy.connectors.voyado import VoyadoConnector
 from privacy.connectors.webhook import WebhookConnector
 from privacy.policy.file import ConnectorDef, Policy
 
@@ -18,6 +21,9 @@ CONNECTOR_CLASSES: dict[str, type[Connector]] = {
     HubSpotConnector.type: HubSpotConnector,
     MailchimpConnector.type: MailchimpConnector,
     KlaviyoConnector.type: KlaviyoConnector,
+    SalesforceConnector.type: SalesforceConnector,
+    VoyadoConnector.type: VoyadoConnector,
+    SqlConnector.type: SqlConnector,
 }
 
 
