@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from api import limits
 from api.audit.routes import blp as audit_blp
 from api.cli import register_commands
+from api.connectors.routes import blp as connectors_blp
 from api.consents.routes import blp as consents_blp
 from api.db import db
 from api.docs import Api
@@ -32,12 +33,14 @@ from api.schema_fields import StrictBoolean
 from api.settings import load_settings, master_key_from_instance
 from api.subjects.routes import blp as subjects_blp
 from exports.store import PackageStore
+from privacy.connectors.base import ConfigError
+from privacy.connectors.registry import build_all
 from privacy.context import PrivacyContext, utcnow
 from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.errors import Unavailable
 from privacy.mail.mailer import mailer_from_config
 from privacy.policy.catalogue import sync_from_policy
-from privacy.policy.file import load_policy
+from privacy.policy.file import PolicyError, load_policy
 from privacy.storage.database import Database
 from privacy.storage.sqlite import configure_engine
 
@@ -84,7 +87,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     api.register_field(StrictBoolean, "boolean", None)
-    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp):
+    for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp,
+                connectors_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
     register_commands(app)
@@ -131,6 +135,11 @@ def _context(app: Flask, settings: Mapping[str, Any]) -> PrivacyContext:
         configure_engine(db.engine)
         database = Database(db.engine, db.session)
     policy = load_policy(settings["POLICY_FILE"])
+    try:  # each connector checks its settings now, so a bad entry stops the start naming its key
+        for built in build_all(policy).values():
+            built.close()
+    except ConfigError as exc:
+        raise PolicyError(policy.source, [str(exc)]) from exc
     for connector, variables in policy.missing_secrets(os.environ).items():
         log.warning("connector %s: environment variable %s is not set; its tasks cannot run until it is",
                     connector, ", ".join(variables))

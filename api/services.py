@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext
 from privacy.requests.service import RequestService
+from privacy.tasks.service import TaskService
 
 
 def current() -> PrivacyContext:
@@ -31,6 +32,9 @@ def request_service() -> RequestService:
     """Every request view's methods on one object (it hands each to the services below)."""
     return RequestService(current())
 
+
+def task_service() -> TaskService:
+    return TaskService(current())
 
 
 def now() -> dt.datetime:

@@ -14,16 +14,18 @@ from api.links import link_result, page
 from api.requests.schemas import (
     LANGUAGES,
     ExtendSchema,
+    NoteSchema,
     OpenedSchema,
     OpenRequestSchema,
     QueueQuerySchema,
     QueueSchema,
     ReasonSchema,
     RequestSchema,
+    SystemSchema,
     TokenQuerySchema,
     TokenSchema,
 )
-from api.services import now, request_service
+from api.services import now, request_service, task_service
 from privacy.errors import InvalidInput
 from privacy.requests.service import RequestCommand
 
@@ -180,3 +182,24 @@ class Download(MethodView):
             return _zip(name, chunks)
 
         return link_result(download, "", "")
+
+
+@blp.route("/<request_id>/systems/<name>/retry")
+class RetrySystem(MethodView):
+    @fails(404, 409)
+    @requires("requests:manage")
+    @blp.response(200, SystemSchema)
+    def post(self, request_id: str, name: str) -> dict[str, Any]:
+        """Run a failed system's task again: same task, no new request, the deadline does not move."""
+        return task_service().retry(request_id, name, current_principal().actor, now())
+
+
+@blp.route("/<request_id>/systems/<name>/done")
+class SystemDone(MethodView):
+    @fails(404, 409)
+    @requires("requests:manage")
+    @blp.arguments(NoteSchema(), example={"note": "Erased from the paper archive by Eva, box 14."})
+    @blp.response(200, SystemSchema)
+    def post(self, args: dict[str, Any], request_id: str, name: str) -> dict[str, Any]:
+        """A manual system's task (or a failed one handled by hand) is done; the note is audited."""
+        return task_service().mark_done(request_id, name, args["note"], current_principal().actor, now())

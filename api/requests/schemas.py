@@ -99,3 +99,8 @@ class RequestSchema(Schema):
 
 class QueueSchema(Schema):
     requests = fields.List(fields.Nested(RequestSchema))
+
+
+class NoteSchema(StrictSchema):
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                         metadata={"description": "what was done, by whom (kept in the audit log)"})

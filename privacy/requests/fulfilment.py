@@ -79,6 +79,8 @@ def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request
     subjects.erase(subject.id, now)  # the database cascades: confirmations, queued mail
     summary = {"request": request.id, "fields_erased": sorted(set(fields) - {h.name for h in held}),
                "fields_held": sorted(h.name for h in held), "holds": sorted({h.hold for h in held}),
+               "held": [{"field": h.name, "hold": h.hold, "until": as_json_time(h.until)}
+                        for h in sorted(held, key=lambda h: h.name)],
                "withdrawn": withdrawn, "requests_forgotten": forgotten}
     append_audit(session, ACTOR, "subject.erased", now, target=subject.id, details=summary)
     return summary

@@ -49,6 +49,9 @@ TEXTS: dict[str, dict[str, str]] = {
                              "begränsningen hävs."),
         "done.objection": "Vi har slutat använda dina uppgifter för: {purposes}.",
         "done.partial": "Några av systemen kunde inte slutföra sin del; vi följer upp det.",
+        "done.systems": "Så här gick det i varje system:\n{systems}",
+        "done.receipt": ("Ditt raderingskvitto, signerat av oss (JWS; kontrollera det med våra publika "
+                         "nycklar på {keys}). Det nämner dig bara med ett pseudonymt id. Spara det:\n{receipt}"),
         "done.footer": "\n\nÄrende: {id}",
         "lift.subject": "Begränsningen av dina uppgifter hävs",
         "lift.body": ("Begränsningen av behandlingen av dina uppgifter hävs (artikel 18.3 i "
@@ -80,6 +83,9 @@ TEXTS: dict[str, dict[str, str]] = {
                              "restriction is lifted."),
         "done.objection": "We have stopped using your data for: {purposes}.",
         "done.partial": "Some systems could not finish their part; we are following it up.",
+        "done.systems": "What each system did:\n{systems}",
+        "done.receipt": ("Your erasure receipt, signed by us (a JWS; check it with our public keys at {keys}). "
+                         "It names you only by a pseudonymous id. Keep it:\n{receipt}"),
         "done.footer": "\n\nRequest: {id}",
         "lift.subject": "The restriction of your data is being lifted",
         "lift.body": ("The restriction of processing of your data is being lifted (GDPR Article 18(3)).\n\n"

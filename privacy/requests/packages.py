@@ -36,6 +36,10 @@ class PackageService:
         and issue its download token; the link to mail."""
         if self.packager is None:
             raise RuntimeError("PackageService needs a packager to answer access requests")
+        previous = RequestRepository(session).package_of(request.id)
+        if previous is not None:  # an officer's retry completed the request again: the new package replaces it
+            RequestRepository(session).drop_package(request.id)
+            self.packager.delete(previous.file_name)
         subject = SubjectRepository(session).get(request.subject_id) if request.subject_id else None
         systems = {name: result.get("data", result) for name, result in results.items() if name != LOCAL_SYSTEM}
         data = fulfilment.collect(session, self.ctx, subject, request, request.type == "portability", systems)

@@ -23,6 +23,7 @@ from privacy.ledger import append_audit
 from privacy.requests import fulfilment, records
 from privacy.requests import mail as request_mail
 from privacy.requests.packages import PackageService
+from privacy.requests.receipts import erasure_receipt, systems_lines
 from privacy.requests.records import LOCAL_SYSTEM
 from privacy.requests.states import TASK_DONE, move
 from privacy.requests.tokens import DOWNLOAD_DAYS, DOWNLOAD_USES, VERIFY_DAYS
@@ -147,6 +148,14 @@ class WorkflowService:
             if request.type in ("access", "portability") and local.get("data"):
                 link = self.packages.build(session, request, key, results, now)
             body = _answer(request, local, details, failed, link)
+            if len(tasks) > 1:  # connected systems took part: say what each did
+                body += "\n\n" + request_mail.text(request.language, "done.systems", systems=systems_lines(tasks))
+            if request.type == "erasure" and local.get("data", True):
+                claims, receipt = erasure_receipt(self.ctx, request, tasks, local, now)
+                body += "\n\n" + request_mail.text(request.language, "done.receipt", receipt=receipt,
+                                                     keys=f"{self.ctx.public_url}/v1/receipts/keys")
+                append_audit(session, LOCAL_SYSTEM, "request.erasure_receipt", now, target=request.id,
+                             details={"systems": len(claims["systems"]), "held": len(claims["held"])})
             requests.set_completed(request, now)
             move(session, request, "partially_completed" if failed else "completed", LOCAL_SYSTEM, now,
                  {"tasks": {t.system: t.status for t in tasks}})

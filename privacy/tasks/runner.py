@@ -151,7 +151,11 @@ class TaskRunner:
             status = record(session, self.ctx, current, connector.definition, attempt, now)
         log.info("task %s at %s (%s): %s", task.id, task.system, task.operation, attempt.kind)
         if current.request_id is not None and status in ("succeeded", "skipped", "failed"):
-            WorkflowService(self.ctx).complete_if_ready(current.request_id, self.ctx.clock())
+            try:
+                WorkflowService(self.ctx).complete_if_ready(current.request_id, self.ctx.clock())
+            except Exception:  # the scheduler's process_requests job closes it at its next run
+                log.exception("request %s: could not close it after its task; retried by the scheduler",
+                              current.request_id)
 
     def _attempt(self, connector: Connector, task: TaskRecord, started: dt.datetime) -> Attempt:
         if task.deadline_at is not None and started >= task.deadline_at:

@@ -558,6 +558,30 @@ def request_cases() -> Iterator[Case]:
                                ("due-before-without-offset", "?due_before=2026-12-01T00:00:00", "due_before"),
                                ("limit-zero", "?limit=0", "limit"), ("limit-huge", "?limit=" + "9" * 50, "limit")]:
         yield Case("requests-queue", label, "GET", "/v1/requests" + query, "officer", names=(name,))
+    done = f"/v1/requests/{unknown}/systems/crm/done"
+    yield Case("request-system-done", "note-missing", "POST", done, "officer", json={}, names=("note",))
+    yield Case("request-system-done", "note-empty", "POST", done, "officer", json={"note": ""}, names=("note",))
+    yield Case("request-system-done", "note-2001-chars", "POST", done, "officer", json={"note": "n" * 2001},
+               names=("note",))
+    yield Case("request-system-done", "unknown-key", "POST", done, "officer", json={"note": "x", "colour": 1},
+               names=("colour",))
+    yield Case("request-system-done", "unknown-system", "POST", done, "officer", json={"note": "x"},
+               status=(404,))
+    yield Case("request-system-retry", "unknown-system", "POST", f"/v1/requests/{unknown}/systems/crm/retry",
+               "officer", status=(404,))
+
+
+def connector_cases() -> Iterator[Case]:
+    yield Case("connectors", "test-not-bool", "GET", "/v1/connectors?test=maybe", "officer", names=("test",))
+    yield Case("connectors", "unknown-query-param-accepted-ignored", "GET", "/v1/connectors?colour=red", "officer",
+               status=(200,))
+    unknown = "00000000-0000-4000-8000-000000000000"
+    yield Case("task-done", "token-forged", "POST", f"/v1/tasks/{unknown}/done?token=abc", None,
+               headers={"Accept": J}, status=(403,))
+    yield Case("task-done", "token-missing", "POST", f"/v1/tasks/{unknown}/done", None, headers={"Accept": J},
+               status=(403,))
+    yield Case("task-done", "page-accepted-confirms-nothing", "GET", f"/v1/tasks/{unknown}/done?token=abc", None,
+               status=(200,), html=True)
 
 
 def other_cases() -> Iterator[Case]:
@@ -580,7 +604,8 @@ def other_cases() -> Iterator[Case]:
 
 
 CASES = [*syntax_cases(), *consent_cases(), *check_cases(), *purpose_cases(), *lookup_cases(),
-         *subject_path_cases(), *link_cases(), *request_cases(), *other_cases()]
+         *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(),
+         *other_cases()]
 
 
 def _params() -> list[Any]:

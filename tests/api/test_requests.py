@@ -678,6 +678,8 @@ def test_a_request_waits_for_every_connected_system_before_it_completes(
     operations: [access, erasure]
   - name: newsletter
     type: mailchimp
+    api_key_env: MAILCHIMP_KEY
+    audiences: [a1b2c3d4e5]
     operations: [consent]
 """))
     app = make_app(POLICY_FILE=str(policy))

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, null, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, null, or_, select, update
 
 from privacy.storage.models import DataRequest, ExportPackage, RequestTask, RequestToken
 from privacy.storage.statements import AnyTransaction, as_transaction
@@ -80,6 +80,7 @@ PACKAGE_OF = select(*PACKAGE_COLUMNS).where(_P.c.request_id == bindparam("rid"))
 EXPIRED_PACKAGES = select(*PACKAGE_COLUMNS).where(_P.c.expires_at <= bindparam("now"), _P.c.deleted_at.is_(None))
 INSERT_PACKAGE = insert(_P)
 PACKAGE_DELETED = update(_P).where(_P.c.id == bindparam("b_id")).values(deleted_at=bindparam("b_now"))
+DROP_PACKAGE = delete(_P).where(_P.c.request_id == bindparam("b_rid"))
 EXPIRE_PACKAGE = update(_P).where(_P.c.request_id == bindparam("b_rid"), _P.c.deleted_at.is_(None)).values(
     expires_at=bindparam("b_now"))
 
@@ -274,6 +275,10 @@ class RequestRepository:
     def package_deleted(self, package_id: str, now: dt.datetime) -> bool:
         """The package's file was deleted at ``now``; False when its row is gone (its request was)."""
         return bool(self.tx.execute(PACKAGE_DELETED, {"b_id": package_id, "b_now": now}).rowcount == 1)
+
+    def drop_package(self, request_id: str) -> None:
+        """Forget the request's package row (a newer package replaces it)."""
+        self.tx.execute(DROP_PACKAGE, {"b_rid": request_id})
 
     def expire_package(self, request_id: str, now: dt.datetime) -> None:
         """The request's package, if its file is still there, expires at ``now`` (deleted at the next sweep)."""

@@ -1,0 +1,49 @@
+"""Connected systems: their state for officers, and the link a manual system's owner confirms with."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+
+from api.auth import requires
+from api.connectors.schemas import ConnectorsQuerySchema, ConnectorsSchema, TaskDoneSchema
+from api.docs import HTML_PAGE, Blueprint, answers, described, fails
+from api.links import link_result, page
+from api.services import now, task_service
+
+blp = Blueprint("connectors", __name__, url_prefix="/v1", description="Connected systems and their tasks")
+
+TOKEN_QUERY = {"in": "query", "name": "token", "required": True, "schema": {"type": "string", "maxLength": 200},
+               "description": "the token the owner's mail carries"}
+
+
+@blp.route("/connectors")
+class Connectors(MethodView):
+    @requires("requests:manage")
+    @blp.arguments(ConnectorsQuerySchema(), location="query")
+    @blp.response(200, ConnectorsSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Each connected system: operations, last success and failure, tasks waiting and failed."""
+        return {"connectors": task_service().connectors(test=args["test"])}
+
+
+@blp.route("/tasks/<task_id>/done")
+class TaskDone(MethodView):
+    @described(parameters=[TOKEN_QUERY])
+    @blp.response(200, HTML_PAGE, content_type="text/html",
+                  description="a page with a button; confirms nothing by itself")
+    def get(self, task_id: str) -> Response:
+        """The page a manual system's owner opens from the task mail. Mail scanners confirm nothing."""
+        return page("Confirm the task is done", "Press the button once the task in the mail is done.",
+                    action=request.full_path, button="It is done")
+
+    @described(parameters=[TOKEN_QUERY])
+    @answers(200, HTML_PAGE, content_type="text/html", description="the page, for a browser")
+    @fails(403, 404, 409, html=True)
+    @blp.response(200, TaskDoneSchema)
+    def post(self, task_id: str) -> Response | dict[str, Any]:
+        """Confirm a manual system's task done (the link works once)."""
+        token = request.args.get("token", "")[:200]
+        return link_result(lambda: task_service().confirm_by_link(task_id, token, now()), "Thank you",
+                           "The task is recorded as done.")
