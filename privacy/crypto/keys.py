@@ -330,7 +330,7 @@ class Crypto:
         return b64url(mac[:20])
 
     def check_link_token(self, token: str, *parts: str) -> bool:
-        return hmac.compare_digest(token, self.link_token(*parts))
+        return hmac.compare_digest(token.encode(), self.link_token(*parts).encode())
 
     # --- signing ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from privacy.crypto.keys import verify_jws
-from tests.fakes import Fault, FakeSystem
+from tests.fakes import FakeSystem, Fault
 from tests.tasks.conftest import SECRET, Fanout, webhook
 
 ANNA = "anna@example.se"
