@@ -13,6 +13,7 @@ from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
 from privacy.requests.workflow import WorkflowService
+from privacy.tasks.service import TaskService
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,11 @@ def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
     return summary["fields"]
 
 
+def forget_finished_tasks(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Destroy the keys of failed connector tasks 30 days after they ended (whom they looked for)."""
+    return _logged(TaskService(ctx).forget_finished(now), "tasks: keys of %d finished tasks destroyed")
+
+
 JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
@@ -84,4 +90,5 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "purge_packages": (purge_packages, dt.timedelta(hours=1)),
     "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
+    "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
 }

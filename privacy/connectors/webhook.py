@@ -51,14 +51,15 @@ class WebhookConnector(Connector):
             "Content-Type": "application/json", "X-Privacy-Signature": signature(secret, body),
             "X-Privacy-Timestamp": str(int(time.time())), "Idempotency-Key": call.id})
         parsed = _json(answer.content)
+        if call.operation == "access" and not (isinstance(parsed, dict) and isinstance(parsed.get("data"), dict)):
+            raise ConnectorError(f"{self.name} answered an access without a JSON object under 'data'",
+                                 retryable=False, http_status=answer.status_code,
+                                 excerpt=excerpt(answer.content, known=(call.email,)))
         outcome = parsed.get("outcome", "done") if isinstance(parsed, dict) else "done"
         if outcome not in OUTCOMES:
             raise ConnectorError(f"{self.name} answered an unknown outcome", retryable=False,
                                  http_status=answer.status_code, excerpt=excerpt(answer.content))
-        data = parsed.get("data") if isinstance(parsed, dict) and call.operation == "access" else None
-        if call.operation == "access" and data is not None and not isinstance(data, dict):
-            raise ConnectorError(f"{self.name} answered an access 'data' that is not an object", retryable=False,
-                                 http_status=answer.status_code)
+        data = parsed["data"] if call.operation == "access" else None
         return Result(outcome=outcome, data=data, http_status=answer.status_code,
                       excerpt=excerpt(answer.content, known=(call.email,)) if data is None else "")
 

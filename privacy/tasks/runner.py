@@ -65,6 +65,9 @@ class TaskRunner:
 
     def run(self) -> None:
         """Claim and dispatch until stopped; then let the tasks in hand finish."""
+        if not self.connectors:
+            log.info("tasks: no connected systems in the policy; nothing to run")
+            return
         while not self.stopping.is_set():
             try:
                 claimed = self.claim()
@@ -97,6 +100,8 @@ class TaskRunner:
         """Lease due tasks of every system with free slots and start them; returns how many."""
         now = self.ctx.clock()
         claimed: list[tuple[Connector, TaskRecord]] = []
+        if not self._any_due(now):  # most polls: one indexed read, no write lock (SQLite's is shared)
+            return 0
         with self.scope(), self.ctx.database.unit_of_work() as session:
             if self.postgres:
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
@@ -117,6 +122,14 @@ class TaskRunner:
             for future in futures:
                 future.result()
         return len(claimed)
+
+    def _any_due(self, now: dt.datetime) -> bool:
+        with self.scope():
+            session = self.ctx.database.session
+            try:
+                return TaskRepository(session).any_due(now)
+            finally:
+                session.rollback()
 
     def _lease(self, connector: Connector) -> float:
         return self.lease_s if self.lease_s is not None else connector.timeout_s * 2 + LEASE_MARGIN_S

@@ -15,6 +15,7 @@ from privacy.connectors.base import Connector, ConnectorError
 from privacy.connectors.registry import build_all
 from privacy.context import PrivacyContext, as_json_time
 from privacy.errors import Conflict, Forbidden, NotFound
+from privacy.ledger import append_audit
 from privacy.policy.file import ConnectorDef
 from privacy.requests import records
 from privacy.requests.states import move
@@ -22,6 +23,8 @@ from privacy.requests.workflow import WorkflowService
 from privacy.storage.repositories.tasks import LOCAL, TaskRecord, TaskRepository
 from privacy.tasks.outcomes import audit, forget_payload
 from privacy.tasks.planning import deadline_of, operations_of
+
+KEEP_FAILED_DAYS = 30
 
 
 class TaskService:
@@ -101,6 +104,15 @@ class TaskService:
     def view(self, request_id: str, system: str) -> dict[str, Any]:
         with self.database.unit_of_work() as session:
             return system_view(self._task(session, request_id, system))
+
+    def forget_finished(self, now: dt.datetime) -> int:
+        """A failed task keeps whom it looked for so that an officer can retry it, for
+        :data:`KEEP_FAILED_DAYS`; then its key goes too. Returns how many keys were destroyed."""
+        with self.database.unit_of_work() as session:
+            count = TaskRepository(session).drop_stale_payloads(now - dt.timedelta(days=KEEP_FAILED_DAYS))
+            if count:
+                append_audit(session, "scheduler", "tasks.forgotten", now, details={"tasks": count})
+        return count
 
     # --- connected systems ------------------------------------------------------------
 

@@ -234,3 +234,44 @@ def test_officers_see_each_system_with_waiting_and_failed_tasks(fanout_app: Any,
     assert (crm["name"], crm["type"], crm["failed"], crm["waiting"]) == ("crm", "webhook", 1, 0)
     assert crm["last_failure_at"] and crm["last_error"].startswith("crm refused")
     assert app.client.get("/v1/connectors").status_code == 401
+
+
+def test_a_failed_task_keeps_whom_it_looks_for_for_30_days_then_forgets(fanout_app: Any, fake: FakeSystem) -> None:
+    from retention.jobs import forget_finished_tasks
+
+    app: Fanout = fanout_app([webhook("crm", fake.url + "/privacy")])
+    app.sign_up()
+    fake.fail_next(Fault(400), Fault(400))
+    request_id = app.verified("erasure")
+    app.run()
+    ctx = app.app.extensions["privacy"]
+    with app.app.app_context():
+        app.clock.advance(29 * 86400)
+        assert forget_finished_tasks(ctx, app.clock()) == 0
+    assert app.client.post(f"/v1/requests/{request_id}/systems/crm/retry", headers=app.officer).status_code == 200
+    app.run()  # fails again
+    with app.app.app_context():
+        app.clock.advance(31 * 86400)
+        assert forget_finished_tasks(ctx, app.clock()) == 1
+    retried = app.client.post(f"/v1/requests/{request_id}/systems/crm/retry", headers=app.officer)
+    assert retried.status_code == 409 and retried.json["error"]["code"] == "task_forgotten"
+
+
+def test_a_pending_task_still_runs_after_the_master_key_is_rotated(fanout_app: Any, fake: FakeSystem,
+                                                                   monkeypatch: Any) -> None:
+    import base64
+    import os
+
+    app: Fanout = fanout_app([webhook("crm", fake.url + "/privacy")])
+    app.sign_up()
+    fake.fail_next(Fault(503))
+    app.verified("erasure")
+    app.run()
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("NEW_MASTER", new_key)
+    rotated = app.app.test_cli_runner().invoke(args=["keys", "rotate-master", "--new-key-env", "NEW_MASTER"])
+    assert rotated.exit_code == 0, rotated.output
+    later: Fanout = fanout_app([webhook("crm", fake.url + "/privacy")], MASTER_KEY=new_key)
+    later.clock.advance(61)
+    assert later.run() == 1
+    assert len(_calls(fake)) == 2 and _calls(fake)[-1]["subject"]["email"] == ANNA

@@ -47,7 +47,7 @@ CLAIM = update(_T).where(_T.c.id.in_(bindparam("ids", expanding=True))).values(
 CLAIMED = select(*TASK_COLUMNS).where(_T.c.id.in_(bindparam("ids", expanding=True)))
 IN_FLIGHT = select(_T.c.system, func.count()).where(
     _T.c.status == "in_progress", _T.c.lease_until >= bindparam("now")).group_by(_T.c.system)
-NEXT_DUE = select(func.min(_T.c.next_attempt_at)).where(_T.c.status == "pending", _T.c.system != LOCAL)
+ANY_DUE = select(_T.c.id).where(_DUE, _T.c.system != LOCAL).limit(1)
 INSERT_ATTEMPT = insert(_A)
 ATTEMPTS_OF = select(_A.c.started_at, _A.c.duration_ms, _A.c.result, _A.c.http_status, _A.c.error,
                      _A.c.excerpt).where(_A.c.task_id == bindparam("tid")).order_by(_A.c.id)
@@ -160,8 +160,9 @@ class TaskRepository:
         self.tx.execute(CLAIM, {"ids": ids, "owner": owner, "until": until, "now": now})
         return [TaskRecord(*r) for r in self.tx.all(CLAIMED, {"ids": ids})]
 
-    def next_due(self) -> dt.datetime | None:
-        return self.tx.first(NEXT_DUE)[0]
+    def any_due(self, now: dt.datetime) -> bool:
+        """Whether some connected system's task is due (a read: no write lock is taken)."""
+        return self.tx.first(ANY_DUE, {"now": now}) is not None
 
     # --- attempts ---------------------------------------------------------------------
 
