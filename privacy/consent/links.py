@@ -102,12 +102,12 @@ class ConsentLinks:
         :class:`InvalidInput` naming ``purpose`` unless it is a declared purpose given on
         consent: only a consent can be withdrawn. Nothing is stored: the link is a MAC.
         """
-        definition = load_catalogue(self.database).purposes.get(purpose)
         if not queries.is_uuid(subject_id):
             raise NotFound(f"subject '{subject_id[:64]}' not found")
         subject = SubjectRepository(self.database.session).keys_by_id(subject_id)
         if subject is None or subject.wrapped_key is None:
             raise NotFound(f"subject '{subject_id}' not found")
+        definition = load_catalogue(self.database).purposes.get(purpose)
         if definition is None:
             raise InvalidInput.field("purpose", f"'{purpose}' is not a declared purpose")
         if not definition.needs_consent:

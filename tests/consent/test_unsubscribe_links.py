@@ -80,3 +80,13 @@ def test_the_bulk_check_makes_its_links_in_the_same_single_query(
     assert len(r.json["unsubscribe_links"]) == 5
     assert len(queries[True]) == len(queries[False])
     assert len([q for q in queries[True] if "consent_states" in q]) == 1
+
+
+def test_an_erased_subject_has_no_link(ctx: PrivacyContext) -> None:
+    from privacy.storage.repositories.subjects import SubjectRepository
+
+    sid = _sign_up(ctx)
+    with ctx.database.unit_of_work() as session:
+        SubjectRepository(session).shred(sid, utcnow())  # erased: its key is gone, its id stays
+    with pytest.raises(NotFound):
+        ConsentService(ctx).unsubscribe_link(sid, "profiling")
