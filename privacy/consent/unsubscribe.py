@@ -9,6 +9,7 @@ page with one button (mail scanners prefetch links); a POST withdraws at once, t
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ MAC_PART = "withdraw"
 """The MAC's first part: a withdraw token can never pass for a confirm token, or back."""
 ONE_CLICK = "List-Unsubscribe=One-Click"
 """The ``List-Unsubscribe-Post`` header's value, and the body a mail client posts (RFC 8058)."""
+_UNRESERVED = re.compile(r"[0-9A-Za-z_.~-]*").fullmatch  # a subject id (a UUID) needs no quoting
 
 
 def withdraw_urls(crypto: Crypto, public_url: str, purpose: str) -> Callable[[str], str]:
@@ -26,9 +28,11 @@ def withdraw_urls(crypto: Crypto, public_url: str, purpose: str) -> Callable[[st
     common to every subject is made once (a bulk check makes one per allowed address)."""
     prefix = f"{public_url}{WITHDRAW_PATH}?subject="
     middle = f"&purpose={quote(purpose, safe='')}&token="
+    token = crypto.link_tokens(MAC_PART)
 
     def url(subject_id: str) -> str:
-        return f"{prefix}{quote(subject_id, safe='')}{middle}{crypto.link_token(MAC_PART, subject_id, purpose)}"
+        quoted = subject_id if _UNRESERVED(subject_id) else quote(subject_id, safe="")
+        return f"{prefix}{quoted}{middle}{token(subject_id, purpose)}"
 
     return url
 
