@@ -65,9 +65,11 @@ class Check(MethodView):
                                                   "emails": ["anna@example.se", "erik@example.se"]})
     @blp.response(200, CheckResultSchema)
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Who may be contacted for a purpose: up to 100,000 e-mails or subject ids at once."""
+        """Who may be contacted for a purpose: up to 100,000 e-mails or subject ids at once
+        (with ``include_unsubscribe_link``, also each allowed one's one-click withdraw link)."""
         return consent_service().check(args["purpose"], now(), emails=args.get("emails"),
-                                       subject_ids=args.get("subject_ids"))
+                                       subject_ids=args.get("subject_ids"),
+                                       unsubscribe_links=args["include_unsubscribe_link"])
 
 
 @blp.route("/confirm/<token>")

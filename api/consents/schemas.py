@@ -7,7 +7,14 @@ from urllib.parse import urlsplit, urlunsplit
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from api.docs import NOT_BLANK, ONE_LINE, schema_keywords
-from api.schema_fields import FastStringList, ShortKeyMap, StringOrMap, VerbatimSchema, no_control_characters
+from api.schema_fields import (
+    FastStringList,
+    ShortKeyMap,
+    StrictBoolean,
+    StringOrMap,
+    VerbatimSchema,
+    no_control_characters,
+)
 from privacy.policy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
@@ -70,6 +77,10 @@ class CheckRequestSchema(StrictSchema):
     subject_ids = FastStringList(MAX_CHECK_INPUTS, max_length=64, metadata={
         "type": "array", "items": {"type": "string", "maxLength": 64, "pattern": ONE_LINE}, "minItems": 1,
         "maxItems": MAX_CHECK_INPUTS, "description": "subject ids instead of e-mails"})
+    include_unsubscribe_link = StrictBoolean(load_default=False, metadata={
+        "description": "also answer `unsubscribe_links`: the one-click withdraw link (RFC 8058) of each "
+                       "allowed input, for the `List-Unsubscribe` header of a mail to it; only for a purpose "
+                       "given on consent. Without it (false) the answer has no such member"})
 
     @validates_schema
     def _one_list(self, data: dict[str, object], **_: object) -> None:
@@ -81,6 +92,10 @@ class CheckResultSchema(VerbatimSchema):  # up to 100,000 e-mails: dumped as the
     purpose = fields.String()
     allowed = fields.List(fields.String())
     denied = fields.List(fields.String())
+    unsubscribe_links = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "with include_unsubscribe_link only: each allowed input (as given) -> its one-click "
+                       "withdraw link; a mail carries it as `List-Unsubscribe: <link>` with "
+                       "`List-Unsubscribe-Post: List-Unsubscribe=One-Click`"})
 
 
 class ConfirmedSchema(Schema):

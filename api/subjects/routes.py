@@ -8,7 +8,14 @@ from flask.views import MethodView
 from api.auth import current_principal, requires
 from api.docs import Blueprint, fails
 from api.services import consent_service, now
-from api.subjects.schemas import HistorySchema, SubjectConsentsSchema, SubjectQuerySchema, SubjectSchema
+from api.subjects.schemas import (
+    HistorySchema,
+    SubjectConsentsSchema,
+    SubjectQuerySchema,
+    SubjectSchema,
+    UnsubscribeLinkQuerySchema,
+    UnsubscribeLinkSchema,
+)
 
 blp = Blueprint("subjects", __name__, url_prefix="/v1/subjects", description="Data subjects")
 
@@ -42,3 +49,15 @@ class SubjectHistory(MethodView):
     def get(self, subject_id: str) -> dict[str, Any]:
         """Every ledger event of a subject, oldest first."""
         return consent_service().history(subject_id)
+
+
+@blp.route("/<subject_id>/unsubscribe-link")
+class SubjectUnsubscribeLink(MethodView):
+    @fails(404)
+    @requires("consent:read")
+    @blp.arguments(UnsubscribeLinkQuerySchema, location="query")
+    @blp.response(200, UnsubscribeLinkSchema)
+    def get(self, args: dict[str, Any], subject_id: str) -> dict[str, str]:
+        """The one-click withdraw link of a purpose (RFC 8058), for another system's mails to
+        the subject: the `List-Unsubscribe` and `List-Unsubscribe-Post` headers to send."""
+        return consent_service().unsubscribe_link(subject_id, args["purpose"])

@@ -4,7 +4,7 @@ from marshmallow import Schema, validate
 from marshmallow import fields as mf
 
 from api.consents.schemas import PurposeStateSchema
-from privacy.policy.validation import StrictSchema
+from privacy.policy.validation import StrictSchema, no_control_characters
 
 
 class SubjectQuerySchema(StrictSchema):
@@ -38,3 +38,18 @@ class HistoryEventSchema(Schema):
 class HistorySchema(Schema):
     subject_id = mf.String()
     events = mf.List(mf.Nested(HistoryEventSchema))
+
+
+class UnsubscribeLinkQuerySchema(StrictSchema):
+    purpose = mf.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters],
+                        metadata={"description": "a declared purpose given on consent", "example": "marketing_email"})
+
+
+class UnsubscribeLinkSchema(Schema):
+    subject_id = mf.String()
+    purpose = mf.String()
+    url = mf.String(metadata={"format": "uri", "description": "the one-click withdraw link: a GET shows a page "
+                                                              "with one button, a POST withdraws at once"})
+    list_unsubscribe = mf.String(metadata={"description": "the `List-Unsubscribe` header's value: `<url>`"})
+    list_unsubscribe_post = mf.String(metadata={
+        "enum": ["List-Unsubscribe=One-Click"], "description": "the `List-Unsubscribe-Post` header's value"})

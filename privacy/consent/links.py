@@ -1,14 +1,15 @@
-"""What the links mailed to a customer do: confirm a double opt-in, withdraw in one click."""
+"""What the links mailed to a customer do: confirm a double opt-in, withdraw in one click;
+and the withdraw link that another system's mails carry."""
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from privacy.consent import changes, confirm_links
+from privacy.consent import changes, confirm_links, queries, unsubscribe
 from privacy.consent.plan import ACTIVE
 from privacy.context import PrivacyContext
 from privacy.crypto.keys import token_hash
-from privacy.errors import Gone, NotFound
+from privacy.errors import Gone, InvalidInput, NotFound
 from privacy.policy.catalogue import load_catalogue
 from privacy.storage.repositories.confirmations import ConfirmationRepository
 from privacy.storage.repositories.consent_states import ConsentStateRepository
@@ -30,7 +31,8 @@ def _expired() -> Gone:
 
 
 class ConsentLinks:
-    """Confirm and withdraw links (``ConsentService.confirm`` and ``withdraw_by_link``)."""
+    """Confirm and withdraw links (``ConsentService.confirm``, ``withdraw_by_link`` and
+    ``unsubscribe_link``)."""
 
     def __init__(self, ctx: PrivacyContext) -> None:
         self.ctx = ctx
@@ -82,7 +84,7 @@ class ConsentLinks:
 
     def withdraw_by_link(self, subject_id: str, purpose: str, token: str, now: dt.datetime) -> dict[str, Any]:
         """One-click withdrawal from a mailed link (RFC 8058): as easy as giving."""
-        if not self.ctx.crypto.check_link_token(token, "withdraw", subject_id, purpose):
+        if not self.ctx.crypto.check_link_token(token, unsubscribe.MAC_PART, subject_id, purpose):
             raise NotFound("unknown withdraw link", {"token": ["does not match"]})
         with self.database.unit_of_work() as session:
             state = ConsentStateRepository(session).get(subject_id, purpose)
@@ -91,3 +93,28 @@ class ConsentLinks:
             changes.move(session, load_catalogue(self.database), [state], "withdrawn", "withdrawn",
                          {"channel": "email", "form": "withdraw-link"}, now, ConsentFanout.of(self.ctx))
             return {"subject_id": subject_id, "purpose": purpose, "status": "withdrawn"}
+
+    def unsubscribe_link(self, subject_id: str, purpose: str) -> dict[str, str]:
+        """The one-click withdraw link of ``purpose`` for another system's mails to the
+        subject, with the two mail headers that carry it (RFC 8058).
+
+        :class:`NotFound` for a subject that is unknown or erased (no mail goes to one);
+        :class:`InvalidInput` naming ``purpose`` unless it is a declared purpose given on
+        consent: only a consent can be withdrawn. Nothing is stored: the link is a MAC.
+        """
+        if not queries.is_uuid(subject_id):
+            raise NotFound(f"subject '{subject_id[:64]}' not found")
+        subject = SubjectRepository(self.database.session).keys_by_id(subject_id)
+        if subject is None or subject.wrapped_key is None:
+            raise NotFound(f"subject '{subject_id}' not found")
+        definition = load_catalogue(self.database).purposes.get(purpose)
+        if definition is None:
+            raise InvalidInput.field("purpose", f"'{purpose}' is not a declared purpose")
+        if not definition.needs_consent:
+            raise InvalidInput.field("purpose", f"'{purpose}' is not given on consent (legal basis: "
+                                     f"{definition.legal_basis}), so it cannot be withdrawn")
+        url = unsubscribe.withdraw_url(self.ctx.crypto, self.ctx.public_url, subject_id, purpose)
+        headers = unsubscribe.mail_headers(url)
+        return {"subject_id": subject_id, "purpose": purpose, "url": url,
+                "list_unsubscribe": headers["List-Unsubscribe"],
+                "list_unsubscribe_post": headers["List-Unsubscribe-Post"]}

@@ -9,8 +9,8 @@ when it sends it. The sign-up request, which forms wait for, then does none of t
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
+from privacy.consent import unsubscribe
 from privacy.context import PrivacyContext
 from privacy.mail.mailer import OutgoingMail
 from privacy.policy.catalogue import Catalogue
@@ -26,9 +26,7 @@ def double_opt_in_note(subject_id: str, email: str, token: str, purposes: list[s
 
 def withdraw_url(ctx: PrivacyContext, subject_id: str, purpose: str) -> str:
     """The one-click withdraw link of ``purpose``: its token is a MAC, so it cannot be forged."""
-    token = ctx.crypto.link_token("withdraw", subject_id, purpose)
-    query = urlencode({"subject": subject_id, "purpose": purpose, "token": token})
-    return f"{ctx.public_url}/v1/consents/withdraw?{query}"
+    return unsubscribe.withdraw_url(ctx.crypto, ctx.public_url, subject_id, purpose)
 
 
 def double_opt_in_mail(ctx: PrivacyContext, catalogue: Catalogue, note: dict[str, Any]) -> OutgoingMail:
@@ -43,5 +41,4 @@ def double_opt_in_mail(ctx: PrivacyContext, catalogue: Catalogue, note: dict[str
              "ignore this e-mail and nothing will be sent to you.", "",
              "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
     return OutgoingMail(to=note["to"], subject="Please confirm your subscription", text="\n".join(lines),
-                        headers={"List-Unsubscribe": f"<{withdraw[0]}>",
-                                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+                        headers=unsubscribe.mail_headers(withdraw[0]))

@@ -6,6 +6,7 @@ import json
 import uuid
 from typing import Any
 
+from privacy.consent import unsubscribe
 from privacy.consent.plan import state_view
 from privacy.context import PrivacyContext, as_json_time
 from privacy.errors import InvalidInput, NotFound
@@ -58,11 +59,19 @@ class ConsentQueries:
              "hash": e.hash} for e in events]}
 
     def check(self, purpose_code: str, now: dt.datetime, emails: list[str] | None = None,
-              subject_ids: list[str] | None = None) -> dict[str, Any]:
-        """Who may be contacted for a purpose: set-based, in chunks, never a query per input."""
+              subject_ids: list[str] | None = None, unsubscribe_links: bool = False) -> dict[str, Any]:
+        """Who may be contacted for a purpose: set-based, in chunks, never a query per input.
+
+        With ``unsubscribe_links``, also the one-click withdraw link of each allowed input
+        (by the input as given): the same query, which then also reads the subject's id,
+        and an HMAC per allowed input. A purpose not given on consent has none to give.
+        """
         purpose = load_catalogue(self.database).purposes.get(purpose_code)
         if purpose is None:
             raise InvalidInput.field("purpose", f"'{purpose_code}' is not a declared purpose")
+        if unsubscribe_links and not purpose.needs_consent:
+            raise InvalidInput.field("purpose", f"'{purpose_code}' is not given on consent (legal basis: "
+                                     f"{purpose.legal_basis}): there is no withdraw link to give")
         inputs = emails if emails is not None else subject_ids or []
         if emails is not None:
             index = self.ctx.crypto.blind_indexer()
@@ -71,12 +80,21 @@ class ConsentQueries:
             keys = list(inputs)
         cutoff = now - dt.timedelta(days=purpose.consent_valid_days) if purpose.consent_valid_days else None
         unique = list(dict.fromkeys(keys))
-        allowed_keys = ConsentStateRepository(self.session).allowed(emails is not None, unique, purpose_code, cutoff)
+        states = ConsentStateRepository(self.session)
+        if unsubscribe_links:
+            subject_of = states.allowed_subjects(emails is not None, unique, purpose_code, cutoff)
+            allowed_keys: set[Any] | dict[Any, str] = subject_of
+        else:
+            allowed_keys = states.allowed(emails is not None, unique, purpose_code, cutoff)
         allowed: list[str] = []
         denied: list[str] = []
         for given, key in zip(inputs, keys, strict=True):
             (allowed if key in allowed_keys else denied).append(given)
-        return {"purpose": purpose_code, "allowed": allowed, "denied": denied}
+        if not unsubscribe_links:
+            return {"purpose": purpose_code, "allowed": allowed, "denied": denied}
+        url = unsubscribe.withdraw_urls(self.ctx.crypto, self.ctx.public_url, purpose_code)
+        links = {given: url(subject_of[key]) for given, key in zip(inputs, keys, strict=True) if key in subject_of}
+        return {"purpose": purpose_code, "allowed": allowed, "denied": denied, "unsubscribe_links": links}
 
     def find_by_email(self, email: str, actor: str, now: dt.datetime) -> dict[str, Any]:
         """An officer looks a person up: decrypted fields, and an audit entry saying so."""

@@ -49,6 +49,10 @@ class ConsentService:
         """One-click withdrawal from a mailed link (RFC 8058)."""
         return ConsentLinks(self.ctx).withdraw_by_link(subject_id, purpose, token, now)
 
+    def unsubscribe_link(self, subject_id: str, purpose: str) -> dict[str, str]:
+        """The one-click withdraw link of ``purpose`` for another system's mails (RFC 8058)."""
+        return ConsentLinks(self.ctx).unsubscribe_link(subject_id, purpose)
+
     def withdraw_for(self, session: AnyTransaction, subject_id: str, purposes: list[str] | None,
                      source: dict[str, Any], now: dt.datetime) -> list[str]:
         """Withdraw the subject's active consents for ``purposes`` (all with None) inside the
@@ -63,9 +67,10 @@ class ConsentService:
         return ConsentQueries(self.ctx).history(subject_id)
 
     def check(self, purpose_code: str, now: dt.datetime, emails: list[str] | None = None,
-              subject_ids: list[str] | None = None) -> dict[str, Any]:
-        """Who may be contacted for a purpose (up to 100,000 e-mails or subject ids)."""
-        return ConsentQueries(self.ctx).check(purpose_code, now, emails, subject_ids)
+              subject_ids: list[str] | None = None, unsubscribe_links: bool = False) -> dict[str, Any]:
+        """Who may be contacted for a purpose (up to 100,000 e-mails or subject ids), with
+        the one-click withdraw link of each allowed one on request."""
+        return ConsentQueries(self.ctx).check(purpose_code, now, emails, subject_ids, unsubscribe_links)
 
     def find_by_email(self, email: str, actor: str, now: dt.datetime) -> dict[str, Any]:
         """An officer looks a person up (audited)."""

@@ -329,6 +329,25 @@ class Crypto:
         mac = hmac.new(self._require(self._link_key), "|".join(parts).encode(), hashlib.sha256).digest()
         return b64url(mac[:20])
 
+    def link_tokens(self, *first: str) -> Callable[..., str]:
+        """A fast :meth:`link_token` for bulk work: ``link_tokens(*first)(*rest)`` is
+        ``link_token(*first, *rest)``, over HMAC states prepared once (as :meth:`blind_indexer`)
+        with ``first`` already fed in."""
+        key = self._require(self._link_key)
+        key = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        inner_start = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        inner_start.update("".join(f"{part}|" for part in first).encode())
+        outer_start = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+        def token(*rest: str) -> str:
+            inner = inner_start.copy()
+            inner.update("|".join(rest).encode())
+            outer = outer_start.copy()
+            outer.update(inner.digest())
+            return b64url(outer.digest()[:20])
+
+        return token
+
     def check_link_token(self, token: str, *parts: str) -> bool:
         return hmac.compare_digest(token.encode(), self.link_token(*parts).encode())
 

@@ -331,6 +331,13 @@ def check_cases() -> Iterator[Case]:
                names=("subject_ids[0]",))
     yield case("subject_ids-item-not-uuid-accepted-reported-denied", body(CHECK, emails=REMOVE, subject_ids=["anna"]),
                status=(200,))
+    for label, value in [("string-yes", "yes"), ("string-true", "true"), ("int-1", 1), ("null", None),
+                         ("list", [True])]:
+        yield case(f"include_unsubscribe_link-{label}", body(CHECK, include_unsubscribe_link=value),
+                   names=("include_unsubscribe_link",))
+    yield case("include_unsubscribe_link-for-a-contract-purpose", body(CHECK, purpose="loyalty_club",
+                                                                       include_unsubscribe_link=True),
+               names=("purpose",))
 
 
 def purpose_cases() -> Iterator[Case]:
@@ -427,6 +434,19 @@ def subject_path_cases() -> Iterator[Case]:
         for label, sid in SUBJECT_IDS:
             yield Case(route, f"id-{label}", "GET", f"/v1/subjects/{sid}{suffix}", "reader", status=(404, 422),
                        )
+    for label, sid in SUBJECT_IDS:
+        yield Case("subject-unsubscribe-link", f"id-{label}", "GET",
+                   f"/v1/subjects/{sid}/unsubscribe-link?purpose=marketing_email", "reader", status=(404, 422))
+    for label, query, names in [
+            ("purpose-missing", "", ("purpose",)), ("purpose-empty", "?purpose=", ("purpose",)),
+            ("purpose-65-chars", "?purpose=" + "p" * 65, ("purpose",)),
+            ("purpose-NUL", "?purpose=marketing%00email", ("purpose",)),
+            ("purpose-newline", "?purpose=marketing_email%0A", ("purpose",)),
+            ("purpose-invalid-utf8", "?purpose=%FF", ("purpose",)),
+            ("purpose-unknown", "?purpose=telepathy", ("purpose",)),
+            ("purpose-contract-basis", "?purpose=loyalty_club", ("purpose",))]:
+        yield Case("subject-unsubscribe-link", label, "GET", "/v1/subjects/{sid}/unsubscribe-link" + query,
+                   "reader", names=names)
 
 
 def link_cases() -> Iterator[Case]:

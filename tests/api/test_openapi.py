@@ -24,6 +24,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 DOCUMENTED_KEYED = {
     ("GET", "/v1/purposes"), ("PUT", "/v1/purposes/{code}"), ("POST", "/v1/consents"),
     ("GET", "/v1/subjects/{subject_id}/consents"), ("GET", "/v1/subjects/{subject_id}/consents/history"),
+    ("GET", "/v1/subjects/{subject_id}/unsubscribe-link"),
     ("POST", "/v1/consents/check"), ("GET", "/v1/subjects"), ("GET", "/v1/audit/verify"),
 }
 DOCUMENTED_OPEN = {("GET", "/healthz"), ("GET", "/openapi.json")}

@@ -60,6 +60,7 @@ CHECKED_BY_THE_SERVICE: dict[str, list[tuple[str, str]]] = {
     ],
     "POST /v1/consents/check": [(r"purpose", CATALOGUE_PURPOSE)],
     "GET /v1/subjects": [(r"email", "must be an e-mail address (email-validator's rules)")],
+    "GET /v1/subjects/{subject_id}/unsubscribe-link": [(r"purpose", CATALOGUE_PURPOSE + ", given on consent")],
     "POST /v1/requests": [
         (r"email", "must be an e-mail address (email-validator's rules)"),
         (r"changes(\..+)?", CATALOGUE_FIELD),

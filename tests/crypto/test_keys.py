@@ -48,6 +48,16 @@ def test_blind_index_ignores_case_and_surrounding_space(app: Flask) -> None:
         assert crypto.blind_index("anna@example.se") != crypto.blind_index("anna@example.com")
 
 
+def test_the_bulk_link_tokens_are_the_link_tokens(app: Flask) -> None:
+    with app.app_context():
+        crypto = current().crypto
+        tokens = crypto.link_tokens("withdraw")
+        for sid, purpose in [("01a2339a-fe6e-770d-b205-55d386a6d267", "profiling"), ("x", "y"), ("", "")]:
+            assert tokens(sid, purpose) == crypto.link_token("withdraw", sid, purpose)
+        assert crypto.link_tokens("withdraw", "a")("b") == crypto.link_token("withdraw", "a", "b")
+        assert tokens("a", "b") != crypto.link_tokens("confirm")("a", "b")
+
+
 def test_shredding_the_data_key_makes_every_field_unreadable(app: Flask, client: FlaskClient,
                                                              writer: dict[str, str]) -> None:
     sid = client.post("/v1/consents", json=SIGNUP, headers=writer).json["subject_id"]

@@ -6,6 +6,7 @@ Each row is written in the same transaction as the ledger event it points to
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,26 +84,47 @@ class ConsentStateRepository:
         a CROSS JOIN, which pins the join order to "look each key up in subjects first": from
         about 100 keys on, its planner otherwise walks every granted state of the purpose.
         """
+        found: set[Any] = set()
+        as_bytes = by_email and self.tx.dialect.name == "postgresql"  # psycopg reads bytea as memoryview
+        for rows in self._allowed_rows(by_email, keys, purpose, cutoff, ""):
+            if as_bytes:
+                found.update(bytes(r[0]) for r in rows)
+            else:
+                found.update(r[0] for r in rows)
+        return found
+
+    def allowed_subjects(self, by_email: bool, keys: list[Any], purpose: str, cutoff: dt.datetime | None
+                         ) -> dict[Any, str]:
+        """:meth:`allowed`, each allowed key with its subject's id (the same query, reading
+        one more column of the rows it reads anyway)."""
+        found: dict[Any, str] = {}
+        as_bytes = by_email and self.tx.dialect.name == "postgresql"
+        for rows in self._allowed_rows(by_email, keys, purpose, cutoff, ", s.id"):
+            found.update((bytes(r[0]) if as_bytes else r[0], r[1]) for r in rows)
+        return found
+
+    def _allowed_rows(self, by_email: bool, keys: list[Any], purpose: str, cutoff: dt.datetime | None,
+                      more: str) -> Iterator[list[Any]]:
+        """The rows of :meth:`allowed`'s query, a list per statement; ``more`` is SQL of
+        more columns to read."""
         dialect = self.tx.dialect
         column = "email_index" if by_email else "id"
         granted_at = _CS.c.granted_at.type.bind_processor(dialect)
         when = granted_at(cutoff) if (granted_at and cutoff is not None) else cutoff
-        base = ("SELECT s.{col} FROM subjects s {join} consent_states c ON c.subject_id = s.id "
+        base = ("SELECT s.{col}{more} FROM subjects s {join} consent_states c ON c.subject_id = s.id "
                 "WHERE c.purpose = {p} AND c.status = 'granted' AND s.restricted = {f}{cut} AND s.{col} {keys}")
-        found: set[Any] = set()
         if dialect.name == "postgresql":
-            sql = base.format(col=column, join="JOIN", p="%(purpose)s", f="false", keys="= ANY(%(keys)s)",
+            sql = base.format(col=column, more=more, join="JOIN", p="%(purpose)s", f="false", keys="= ANY(%(keys)s)",
                               cut=" AND c.granted_at >= %(cutoff)s" if cutoff is not None else "")
-            rows = self.tx.driver_sql(sql, {"purpose": purpose, "keys": keys, "cutoff": when})
-            found.update(bytes(r[0]) if by_email else r[0] for r in rows)
-            return found
+            yield self.tx.driver_sql(sql, {"purpose": purpose, "keys": keys, "cutoff": when})
+            return
         for start in range(0, len(keys), CHECK_CHUNK):
             chunk = keys[start:start + CHECK_CHUNK]
-            sql = base.format(col=column, join="CROSS JOIN", p="?", f="0", keys=f"IN ({','.join('?' * len(chunk))})",
+            sql = base.format(col=column, more=more, join="CROSS JOIN", p="?", f="0",
+                              keys=f"IN ({','.join('?' * len(chunk))})",
                               cut=" AND c.granted_at >= ?" if cutoff is not None else "")
             params = (purpose, *([when] if cutoff is not None else []), *chunk)
-            found.update(r[0] for r in self.tx.driver_sql(sql, params))
-        return found
+            yield self.tx.driver_sql(sql, params)
 
     # --- writing ----------------------------------------------------------------------
 
