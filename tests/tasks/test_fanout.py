@@ -107,6 +107,8 @@ def test_a_refused_connection_and_a_timeout_are_retried(fanout_app: Any, fake: F
 
 def test_a_4xx_fails_at_once_and_an_officer_retries_it_without_moving_the_deadline(fanout_app: Any,
                                                                                    fake: FakeSystem) -> None:
+    fake.routes.clear()
+    fake.route("POST", "/privacy", (200, {"data": {"tier": "gold"}}, {}))
     app: Fanout = fanout_app([webhook("crm", fake.url + "/privacy")])
     app.sign_up()
     fake.fail_next(Fault(400, {"error": "unknown field", "email": ANNA}))
