@@ -9,11 +9,11 @@ what they were sent, so the systems cost the measured processes no CPU of their 
    started_at`` of its tasks) to the request's ``completed_at``. Baseline: the same
    6 connectors called one after another on the tasks of another erasure (~1.2 s).
    Median of ``--rounds``. Target: < 0.6 s.
-2. ``claim``: the runner in the background (``runner.start()``, default poll 0.5 s) while
-   erasures are verified at random moments; from ``request_tasks.created_at`` (taken just
+2. ``claim`` (:func:`bench.fanout_load.run_claim`): the runner in the background
+   (``runner.start()``, default poll 0.5 s) while erasures are verified at random moments; from ``request_tasks.created_at`` (taken just
    before the planning transaction commits) to the first attempt's ``started_at``.
    Median and worst. Target: worst < 2 s.
-3. ``drain`` and 4. ``withdrawal``: :mod:`bench.fanout_load`.
+3. ``drain`` and 4. ``withdrawal``: :mod:`bench.fanout_load` (with scenario 2's code).
 
 Scenarios 1, 2 and 4 run on SQLite, 3 on PostgreSQL (and SQLite with one process).
 Prints one table per scenario and a summary, and writes ``bench/results/fanout.json``.
@@ -30,7 +30,6 @@ import importlib
 import json
 import multiprocessing
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -109,7 +108,7 @@ class FakeSystems:
 
     def stats(self) -> dict[str, int]:
         """POSTs answered, repeated ``Idempotency-Key`` values, most answers pending at once."""
-        with urllib.request.urlopen(self.urls[0], timeout=10) as answer:  # noqa: S310 (a local fake)
+        with urllib.request.urlopen(self.urls[0], timeout=10) as answer:
             return dict(json.loads(answer.read()))
 
     def close(self) -> None:
@@ -304,50 +303,6 @@ def run_latency(tmp: Path, rounds: int, faults: list[str]) -> dict[str, Any]:
             "pass": parallel < LATENCY_TARGET_S}
 
 
-# --- scenario 2: commit -> claim ------------------------------------------------------------
-
-
-def run_claim(tmp: Path, requests: int, faults: list[str]) -> dict[str, Any]:
-    """Scenario 2 on SQLite: erasures verified at random moments (0-1 s apart) while the
-    runner polls in the background; prints its table; the JSON result."""
-    from privacy.crypto.keys import generate_master_key
-    from retention.scheduler import build_runner
-
-    print(f"\n== claim: {requests} erasures to {SYSTEMS} systems (50 ms answers) verified 0-1 s apart, "
-          "the runner in the background (runner.start(), default poll); request_tasks.created_at -> claim")
-    fakes = FakeSystems(SYSTEMS, 0.05)
-    rng = random.Random(20261202)
-    try:
-        config = app_config(tmp / "claim", f"sqlite:///{tmp / 'claim' / 'bench.db'}",
-                            webhooks(fakes.urls), generate_master_key())
-        with bench_app(config, migrate=True) as app:
-            emails = [f"claim-{n}@example.se" for n in range(requests)]
-            opened = [(sign_up(e), open_erasure(e))[1] for e in emails]
-            runner = build_runner(app)
-            thread = runner.start()
-            for request_id, token in opened:
-                time.sleep(rng.uniform(0.0, 1.0))
-                verify(request_id, token)
-            time.sleep(2.0)
-            runner.stop()
-            thread.join(30)
-            rows = query("SELECT t.created_at, min(a.started_at), count(a.id) FROM request_tasks t "
-                         "LEFT JOIN task_attempts a ON a.task_id = t.id WHERE t.system != 'privacy-service' "
-                         "GROUP BY t.id, t.created_at")
-    finally:
-        fakes.close()
-    unclaimed = sum(1 for row in rows if row[1] is None)
-    if unclaimed:
-        faults.append(f"claim: {unclaimed} task(s) never claimed")
-    delays = sorted(seconds(row[1]) - seconds(row[0]) for row in rows if row[1] is not None)
-    median, worst = statistics.median(delays), max(delays)
-    passed = worst < CLAIM_TARGET_S
-    print(f"  {len(delays)} tasks: commit -> claim median {median:.3f} s, p90 {delays[int(0.9 * len(delays))]:.3f} s, "
-          f"worst {worst:.3f} s; target worst < {CLAIM_TARGET_S} s  {'PASS' if passed else 'FAIL'}")
-    return {"tasks": len(delays), "median_s": round(median, 4), "worst_s": round(worst, 4),
-            "p90_s": round(delays[int(0.9 * len(delays))], 4), "unclaimed": unclaimed, "pass": passed}
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -400,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults: list[str] = []
     status = 0
     runs = {"latency": lambda: run_latency(tmp, args.rounds, faults),
-            "claim": lambda: run_claim(tmp, args.claims, faults),
+            "claim": lambda: fanout_load.run_claim(tmp, args.claims, faults),
             "drain": lambda: fanout_load.run_drain(tmp, args.requests, not args.no_postgres, faults),
             "withdrawal": lambda: fanout_load.run_withdrawal(tmp, args.signups, faults)}
     try:
