@@ -10,8 +10,9 @@ what they were sent, so the systems cost the measured processes no CPU of their 
    6 connectors called one after another on the tasks of another erasure (~1.2 s).
    Median of ``--rounds``. Target: < 0.6 s.
 2. ``claim`` (:func:`bench.fanout_load.run_claim`): the runner in the background
-   (``runner.start()``, default poll 0.5 s) while erasures are verified at random moments; from ``request_tasks.created_at`` (taken just
-   before the planning transaction commits) to the first attempt's ``started_at``.
+   (``runner.start()``, default poll 0.5 s) while erasures are verified at random moments;
+   from ``request_tasks.created_at`` (taken just before the planning transaction commits)
+   to the first attempt's ``started_at``.
    Median and worst. Target: worst < 2 s.
 3. ``drain`` and 4. ``withdrawal``: :mod:`bench.fanout_load` (with scenario 2's code).
 
@@ -165,6 +166,8 @@ def bench_app(config: dict[str, Any], migrate: bool) -> Iterator[Any]:
     from bench.bulk import scoped_environ
 
     os.environ.setdefault(SECRET_ENV, "bench-webhook-secret")
+    if migrate:  # before the app boots: it checks its master key against the database's keyring
+        reset_database(config["DATABASE_URL"])
     with scoped_environ({}):
         app = create_app(config)
     with app.app_context():
@@ -173,7 +176,6 @@ def bench_app(config: dict[str, Any], migrate: bool) -> Iterator[Any]:
 
             logging.disable(logging.INFO)
             try:
-                reset_database(config["DATABASE_URL"])
                 upgrade()
             finally:
                 logging.disable(logging.NOTSET)
