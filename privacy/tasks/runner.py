@@ -39,6 +39,7 @@ from privacy.tasks.planning import open_call
 log = logging.getLogger(__name__)
 CLAIM_LOCK = 7_320_412_001  # pg_advisory_xact_lock key: one claim at a time across processes
 LEASE_MARGIN_S = 30.0
+MAX_WORKERS = 256
 
 
 class TaskRunner:
@@ -54,11 +55,13 @@ class TaskRunner:
         self.lease_s = lease_s
         self.poll_s = poll_s
         slots = sum(c.definition.max_in_flight for c in self.connectors.values())
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(pool_size or slots, 64)), thread_name_prefix="task")
+        self.workers = max(1, min(pool_size or slots, MAX_WORKERS))
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="task")
         self.scope = scope
         self.running: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.wake = threading.Event()  # a task ended: a slot is free, claim again without waiting
         self.postgres = ctx.database.dialect.name == "postgresql"
 
     # --- the loop ---------------------------------------------------------------------
@@ -69,13 +72,14 @@ class TaskRunner:
             log.info("tasks: no connected systems in the policy; nothing to run")
             return
         while not self.stopping.is_set():
+            self.wake.clear()
             try:
                 claimed = self.claim()
             except Exception:
                 log.exception("tasks: claiming failed; trying again")
                 claimed = 0
             if not claimed:
-                self.stopping.wait(self.poll_s)
+                self.wake.wait(self.poll_s)
         self.pool.shutdown(wait=True)
 
     def start(self) -> threading.Thread:
@@ -85,6 +89,7 @@ class TaskRunner:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wake.set()
 
     def drain(self, timeout_s: float = 60.0) -> int:
         """Claim and run until nothing is due (tests and the CLI); returns tasks run."""
@@ -100,6 +105,9 @@ class TaskRunner:
         """Lease due tasks of every system with free slots and start them; returns how many."""
         now = self.ctx.clock()
         claimed: list[tuple[Connector, TaskRecord]] = []
+        with self.lock:
+            if sum(self.running.values()) >= self.workers:
+                return 0
         if not self._any_due(now):  # most polls: one indexed read, no write lock (SQLite's is shared)
             return 0
         with self.scope(), self.ctx.database.unit_of_work() as session:
@@ -107,10 +115,12 @@ class TaskRunner:
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK})
             repo = TaskRepository(session)
             flight = repo.in_flight(now)
+            with self.lock:
+                idle = self.workers - sum(self.running.values())
             for name, connector in self.connectors.items():
                 with self.lock:
                     busy = max(flight.get(name, 0), self.running[name])
-                free = connector.definition.max_in_flight - busy
+                free = min(connector.definition.max_in_flight - busy, idle - len(claimed))
                 until = now + dt.timedelta(seconds=self._lease(connector))
                 claimed += [(connector, t) for t in repo.claim(name, free, self.owner, until, now, self.postgres)]
         futures = []
@@ -148,6 +158,7 @@ class TaskRunner:
         finally:
             with self.lock:
                 self.running[connector.name] -= 1
+            self.wake.set()
 
     def _run_one(self, connector: Connector, task: TaskRecord) -> None:
         started, clock = self.ctx.clock(), time.monotonic()
