@@ -13,6 +13,7 @@ from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
 from privacy.requests.workflow import WorkflowService
+from privacy.tasks.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,21 @@ def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
     return summary["fields"]
 
 
+def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Compare each connected system's marketing opt-in state with the ledger and store the
+    report (officers read it at ``GET /v1/connectors/reconciliations``); report only, it
+    repairs nothing. Returns the drifts found; does nothing without a system to compare."""
+    reconciler = Reconciler(ctx)
+    if not reconciler.reconcilable():
+        return 0
+    report = reconciler.run(False, now, actor="scheduler")
+    totals = report.totals()
+    if totals["drifts"] or totals["errors"]:
+        log.warning("reconcile: %d drifts (%d subscribed without our consent), %d look-ups failed; run %s",
+                    totals["drifts"], totals["subscribed_but_withdrawn"], totals["errors"], report.id)
+    return totals["drifts"]
+
+
 JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
@@ -84,4 +100,5 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "purge_packages": (purge_packages, dt.timedelta(hours=1)),
     "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
+    "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
 }
