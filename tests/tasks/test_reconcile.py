@@ -260,7 +260,8 @@ def test_cli_reconcile_prints_each_drift_then_counts(fanout_app: Any, engage: Vo
     result = cli(app, "reconcile")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert sorted(lines[:2]) == sorted([f"engage {bo} subscribed_but_withdrawn", f"engage {anna} withdrawn_but_granted"])
+    assert sorted(lines[:2]) == sorted([f"engage {bo} subscribed_but_withdrawn",
+                                        f"engage {anna} withdrawn_but_granted"])
     assert "engage: checked 2, held 2, subscribed_but_withdrawn 1, withdrawn_but_granted 1, errors 0, repaired 0" \
         in lines
     assert lines[-1].startswith("total: systems 1, checked 2, held 2, drifts 2")
