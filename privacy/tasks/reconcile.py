@@ -241,7 +241,11 @@ class Reconciler:
                     continue
                 to_repair: list[_Person] = []
                 for person in people:
-                    outcome = self._look_up(connector, person.email)
+                    try:
+                        outcome = self._look_up(connector, person.email)
+                    except NotImplementedError:
+                        system.stopped = "this system cannot tell its opt-in state"
+                        break
                     system.checked += 1
                     if isinstance(outcome, str):
                         system.error(outcome)
@@ -289,11 +293,14 @@ class Reconciler:
 
     @staticmethod
     def _look_up(connector: Connector, email: str) -> bool | str | None:
-        """The system's answer, or the reason the look-up failed (never personal data)."""
+        """The system's answer, or the reason the look-up failed (never personal data);
+        :class:`NotImplementedError` when the connector cannot tell after all."""
         try:
             return connector.opt_in(email)
         except ConnectorError as exc:
             return exc.reason
+        except NotImplementedError:
+            raise
         except Exception as exc:  # a connector bug must not end the walk, nor leak what it held
             return f"the look-up failed ({type(exc).__name__})"
 

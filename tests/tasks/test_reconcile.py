@@ -13,6 +13,8 @@ from sqlalchemy import select
 from api.db import db
 from api.services import current, unit_of_work
 from privacy.apikeys import create_key
+from privacy.connectors.registry import CONNECTOR_CLASSES
+from privacy.connectors.webhook import WebhookConnector
 from privacy.context import utcnow
 from privacy.storage.models import AuditEntry, ReconcileRun, RequestTask
 from privacy.storage.repositories.subjects import SubjectRepository
@@ -337,3 +339,19 @@ def test_the_job_does_nothing_without_a_system_to_compare(fanout_app: Any) -> No
     with app.app.app_context():
         assert reconcile_connectors(current(), app.clock()) == 0
     assert app.client.get("/v1/connectors/reconciliations", headers=app.officer).json == {"runs": []}
+
+
+def test_a_connector_that_cannot_tell_after_all_stops_its_system(fanout_app: Any, engage: VoyadoFake,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    class Undecided(WebhookConnector):
+        def opt_in(self, email: str) -> bool | None:
+            raise NotImplementedError
+
+    monkeypatch.setitem(CONNECTOR_CLASSES, "webhook", Undecided)
+    hook = {"name": "crm", "type": "webhook", "url": engage.url + "/privacy", "secret_env": "TEST_WEBHOOK_SECRET",
+            "operations": ["consent"]}
+    app: Fanout = fanout_app([hook])
+    withdrawn(app, BO)
+    system = reconcile(app)["systems"]["crm"]
+    assert (system["checked"], system["errors"], system["stopped"]) == (
+        0, 0, "this system cannot tell its opt-in state")
