@@ -24,6 +24,8 @@ from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.crypto.rotation import rotate_master
 from privacy.errors import ServiceError
 from privacy.ledger import verification
+from privacy.tasks.reconcile import DRIFT_KINDS, Reconciler
+from privacy.tasks.service import TaskService
 from retention.scheduler import build_runner, build_scheduler
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
@@ -121,6 +123,66 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@click.group()
+def connectors() -> None:
+    """Connected systems: their state, a connection check, reconciliation with the ledger."""
+
+
+@connectors.command("list")
+@with_appcontext
+def connectors_list() -> None:
+    """Each connected system: name, type, operations, tasks waiting and failed."""
+    rows = TaskService(current()).connectors()
+    if not rows:
+        click.echo("no connected systems in the policy file")
+    for row in rows:
+        click.echo(f"{row['name']:<20} {row['type']:<12} {','.join(row['operations']) or '-':<50} "
+                   f"waiting {row['waiting']}  failed {row['failed']}")
+
+
+@connectors.command("test")
+@click.argument("name")
+@with_appcontext
+def connectors_test(name: str) -> None:
+    """Check that a connected system answers with the configured credentials (exit 1 on failure)."""
+    try:
+        result = TaskService(current()).test(name)
+    except ServiceError as exc:
+        _fail(exc)
+    if result["ok"]:
+        click.echo(f"ok: {result['detail']}")
+        return
+    click.echo(result["detail"])
+    sys.exit(1)
+
+
+@connectors.command("reconcile")
+@click.option("--repair", is_flag=True, help="plan a consent task (withdrawn) for each person a system has "
+                                              "subscribed without our consent; opt-ins are never pushed")
+@with_appcontext
+def connectors_reconcile(repair: bool) -> None:
+    """Compare each system's marketing opt-in state with the ledger: each drift, then counts."""
+    ctx = current()
+    report = Reconciler(ctx).run(repair, ctx.clock(), actor=CLI_ACTOR)
+    for name, system in report.systems.items():
+        for drift in system.drifts:
+            click.echo(f"{name} {drift['subject_id']} {drift['kind']}")
+    for name, reason in report.skipped.items():
+        click.echo(f"{name}: not reconciled ({reason})")
+    for name, system in report.systems.items():
+        kinds = ", ".join(f"{kind} {system.counts[kind]}" for kind in DRIFT_KINDS)
+        click.echo(f"{name}: checked {system.checked}, held {system.held}, {kinds}, errors {system.errors}, "
+                   f"repaired {system.repaired}")
+        if len(system.drifts) < sum(system.counts.values()):
+            click.echo(f"{name}: only the first {len(system.drifts)} drifts are listed")
+        for reason, count in system.error_reasons.items():
+            click.echo(f"{name}: error x{count}: {reason}")
+        if system.stopped:
+            click.echo(f"{name}: stopped: {system.stopped}")
+    totals = report.totals()
+    click.echo("total: " + ", ".join(f"{key} {value}" for key, value in totals.items()) + f" (run {report.id})")
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler() -> None:
@@ -162,5 +224,5 @@ def demo(members: int) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the project's commands to ``app.cli`` (so ``privacy`` and tests see them)."""
-    for command in (keys, audit, scheduler, demo):
+    for command in (keys, audit, connectors, scheduler, demo):
         app.cli.add_command(command)

@@ -13,6 +13,7 @@ from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
 from privacy.requests.workflow import WorkflowService
+from privacy.tasks.reconcile import Reconciler
 from privacy.tasks.service import TaskService
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,19 @@ def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
 def forget_finished_tasks(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Destroy the keys of failed connector tasks 30 days after they ended (whom they looked for)."""
     return _logged(TaskService(ctx).forget_finished(now), "tasks: keys of %d finished tasks destroyed")
+def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Compare each connected system's marketing opt-in state with the ledger and store the
+    report (officers read it at ``GET /v1/connectors/reconciliations``); report only, it
+    repairs nothing. Returns the drifts found; does nothing without a system to compare."""
+    reconciler = Reconciler(ctx)
+    if not reconciler.reconcilable():
+        return 0
+    report = reconciler.run(False, now, actor="scheduler")
+    totals = report.totals()
+    if totals["drifts"] or totals["errors"]:
+        log.warning("reconcile: %d drifts (%d subscribed without our consent), %d look-ups failed; run %s",
+                    totals["drifts"], totals["subscribed_but_withdrawn"], totals["errors"], report.id)
+    return totals["drifts"]
 
 
 JOBS: dict[str, tuple[Job, dt.timedelta]] = {
@@ -91,4 +105,5 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "release_legal_holds": (release_legal_holds, dt.timedelta(hours=24)),
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
     "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
+    "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
 }

@@ -5,12 +5,21 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from api.auth import requires
-from api.connectors.schemas import ConnectorsQuerySchema, ConnectorsSchema, TaskDoneSchema
+from api.auth import current_principal, requires
+from api.connectors.schemas import (
+    ConnectorsQuerySchema,
+    ConnectorsSchema,
+    ReconcileRequestSchema,
+    ReconcileRunSchema,
+    ReconcileRunsSchema,
+    TaskDoneSchema,
+)
 from api.docs import HTML_PAGE, Blueprint, answers, described, fails
 from api.links import link_result, page
-from api.services import now, task_service
+from api.services import current, now, task_service
+from privacy.tasks.reconcile import Reconciler, recent_runs
 
 blp = Blueprint("connectors", __name__, url_prefix="/v1", description="Connected systems and their tasks")
 
@@ -26,6 +35,24 @@ class Connectors(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Each connected system: operations, last success and failure, tasks waiting and failed."""
         return {"connectors": task_service().connectors(test=args["test"])}
+
+
+@blp.route("/connectors/reconciliations")
+class Reconciliations(MethodView):
+    @requires("requests:manage")
+    @blp.response(200, ReconcileRunsSchema)
+    def get(self) -> dict[str, Any]:
+        """The newest 20 reconciliations of the systems' marketing opt-in state with the ledger, newest first."""
+        return {"runs": recent_runs(current())}
+
+    @requires("admin")
+    @blp.arguments(ReconcileRequestSchema(), example={"repair": False})
+    @blp.response(200, ReconcileRunSchema)
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Compare each system's marketing opt-in state with the ledger now (it calls every system
+        once per person); with ``repair`` push our withdrawals. Opt-ins are never pushed."""
+        _require_json_object()
+        return Reconciler(current()).run(args["repair"], now(), actor=current_principal().actor).as_dict()
 
 
 @blp.route("/tasks/<task_id>/done")
@@ -46,3 +73,12 @@ class TaskDone(MethodView):
         token = request.args.get("token", "")[:200]
         return link_result(lambda: task_service().confirm_by_link(task_id, token, now()), "Thank you",
                            "The task is recorded as done.")
+
+
+def _require_json_object() -> None:
+    """A body whose every field has a default must still be a JSON object (``{}`` is one):
+    webargs reads no body, or one that is not JSON, as "nothing given", and this route acts."""
+    if not request.is_json:
+        raise UnsupportedMediaType()
+    if not request.get_data().strip():
+        raise BadRequest("Failed to decode JSON object: the body is empty")

@@ -430,3 +430,16 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds, as the limits library counts
+
+
+class ReconcileRun(Base):
+    """One comparison of the connected systems' marketing opt-in state with the ledger
+    (``privacy.tasks.reconcile``). ``report`` is JSON of counts and pseudonymous subject
+    ids per system: never an e-mail address or any other personal value."""
+
+    __tablename__ = "reconcile_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    finished_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    repair: Mapped[bool] = mapped_column(Boolean)
+    report: Mapped[str] = mapped_column(Text)

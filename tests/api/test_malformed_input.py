@@ -115,6 +115,7 @@ JSON_ROUTES = [
     ("consents", "POST", "/v1/consents", "writer", "purposes", SIGNUP),
     ("check", "POST", "/v1/consents/check", "reader", "purpose", CHECK),
     ("purpose-put", "PUT", "/v1/purposes/test_purpose", "admin", "name", PURPOSE),
+    ("reconcile-run", "POST", "/v1/connectors/reconciliations", "admin", "repair", {"repair": False}),
 ]
 
 
@@ -594,6 +595,17 @@ def request_cases() -> Iterator[Case]:
 def connector_cases() -> Iterator[Case]:
     yield Case("connectors", "test-not-bool", "GET", "/v1/connectors?test=maybe", "officer", names=("test",))
     yield Case("connectors", "unknown-query-param-accepted-ignored", "GET", "/v1/connectors?colour=red", "officer",
+               status=(200,))
+    runs = "/v1/connectors/reconciliations"
+    for label, value in [("string-true", "true"), ("int-1", 1), ("null", None), ("list", [True]),
+                         ("object", {"on": True})]:
+        yield Case("reconcile-run", f"repair-{label}", "POST", runs, "admin", json={"repair": value},
+                   names=("repair",))
+    yield Case("reconcile-run", "unknown-key", "POST", runs, "admin", json={"repair": False, "colour": 1},
+               names=("colour",))
+    yield Case("reconcile-run", "officer-scope-refused", "POST", runs, "officer", json={"repair": False},
+               status=(403,))
+    yield Case("reconciliations", "unknown-query-param-accepted-ignored", "GET", runs + "?colour=red", "officer",
                status=(200,))
     unknown = "00000000-0000-4000-8000-000000000000"
     yield Case("task-done", "token-forged", "POST", f"/v1/tasks/{unknown}/done?token=abc", None,

@@ -87,6 +87,6 @@ def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     scheduler = build_scheduler(app)
     assert sorted(j.id for j in scheduler.get_jobs()) == [
         "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks", "process_requests",
-        "purge_confirmations",
-        "purge_idempotency_keys", "purge_packages", "release_legal_holds", "send_mail"]
+        "purge_confirmations", "purge_idempotency_keys", "purge_packages", "reconcile_connectors",
+        "release_legal_holds", "send_mail"]
     assert run_job(app, "expire_consents", expire_consents) == 0

@@ -22,6 +22,8 @@ COLUMNS = (_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.notice_version, 
            _CS.c.granted_at, _CS.c.event_seq)
 OF_SUBJECT = select(*COLUMNS).where(_CS.c.subject_id == bindparam("sid")).order_by(_CS.c.purpose)
 ONE = select(*COLUMNS).where(_CS.c.subject_id == bindparam("sid"), _CS.c.purpose == bindparam("purpose"))
+OF_SUBJECTS = select(*COLUMNS).where(_CS.c.subject_id.in_(bindparam("sids", expanding=True)),
+                                    _CS.c.purpose.in_(bindparam("purposes", expanding=True)))
 SEQS_OF = select(_CS.c.purpose, _CS.c.event_seq).where(_CS.c.subject_id == bindparam("sid"))
 # 'granted' written into the SQL, not bound: a plan PostgreSQL keeps for any value could
 # not use the index of granted states (partial).
@@ -61,6 +63,16 @@ class ConsentStateRepository:
     def of_subject(self, subject_id: str) -> dict[str, ConsentStateRecord]:
         """The subject's states by purpose, in purpose order."""
         return {r.purpose: ConsentStateRecord(*r) for r in self.tx.all(OF_SUBJECT, {"sid": subject_id})}
+
+    def of_subjects(self, subject_ids: list[str], purposes: list[str]) -> dict[str, dict[str, ConsentStateRecord]]:
+        """The states of ``purposes`` of each of ``subject_ids`` (a batch), by subject and purpose."""
+        out: dict[str, dict[str, ConsentStateRecord]] = {}
+        if not subject_ids or not purposes:
+            return out
+        for r in self.tx.all(OF_SUBJECTS, {"sids": subject_ids, "purposes": purposes}):
+            state = ConsentStateRecord(*r)
+            out.setdefault(state.subject_id, {})[state.purpose] = state
+        return out
 
     def get(self, subject_id: str, purpose: str) -> ConsentStateRecord | None:
         row = self.tx.first(ONE, {"sid": subject_id, "purpose": purpose})

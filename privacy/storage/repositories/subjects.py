@@ -39,6 +39,9 @@ INDEX_HOLDERS = union_all(
     select(_SUP.c.subject_id).where(_SUP.c.email_index == bindparam("idx")))
 KEYS_AFTER = select(*KEY_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
 KEYS_UNDER = select(*KEY_COLUMNS).where(_S.c.master_key_id == bindparam("mk"))
+SUBJECTS_AFTER = select(*SUBJECT_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
+FIELD_OF_MANY = select(_SF.c.subject_id, _SF.c.ciphertext).where(
+    _SF.c.name == bindparam("name"), _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 FIELD_NAMES = select(_SF.c.name).where(_SF.c.subject_id == bindparam("sid"))
 FIELDS = select(_SF.c.name, _SF.c.ciphertext).where(_SF.c.subject_id == bindparam("sid")).order_by(_SF.c.name)
 
@@ -163,6 +166,16 @@ class SubjectRepository:
 
     def keys_under(self, master_key_id: str) -> list[Any]:
         return self.tx.all(KEYS_UNDER, {"mk": master_key_id})
+
+    def after(self, after: str, limit: int) -> list[SubjectRecord]:
+        """Up to ``limit`` subjects in id order after ``after`` (a walk of the table in batches)."""
+        return [SubjectRecord(*r) for r in self.tx.all(SUBJECTS_AFTER, {"after": after, "n": limit})]
+
+    def field_of(self, subject_ids: list[str], name: str) -> dict[str, bytes]:
+        """The sealed value of field ``name`` of each of ``subject_ids`` that has one."""
+        if not subject_ids:
+            return {}
+        return {r.subject_id: r.ciphertext for r in self.tx.all(FIELD_OF_MANY, {"name": name, "sids": subject_ids})}
 
     # --- writing ----------------------------------------------------------------------
 

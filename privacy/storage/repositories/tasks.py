@@ -59,6 +59,9 @@ LAST_ATTEMPT = select(_A.c.system, func.max(_A.c.started_at)).where(
     _A.c.result == bindparam("result")).group_by(_A.c.system)
 LAST_ERROR = select(_A.c.error).where(_A.c.system == bindparam("system"), _A.c.result.in_(("retry", "failed"))
                                       ).order_by(_A.c.id.desc()).limit(1)
+OPEN_OF_SUBJECT = select(_T.c.id).where(
+    _T.c.system == bindparam("system"), _T.c.subject_id == bindparam("sid"), _T.c.operation == bindparam("operation"),
+    _T.c.status.in_(("pending", "in_progress"))).limit(1)
 KEY_COLUMNS = (_T.c.id, _T.c.wrapped_key, _T.c.master_key_id)
 KEYS_AFTER = select(*KEY_COLUMNS).where(_T.c.id > bindparam("after"), _T.c.wrapped_key.is_not(None)).order_by(
     _T.c.id).limit(bindparam("n"))
@@ -163,6 +166,10 @@ class TaskRepository:
     def any_due(self, now: dt.datetime) -> bool:
         """Whether some connected system's task is due (a read: no write lock is taken)."""
         return self.tx.first(ANY_DUE, {"now": now}) is not None
+
+    def has_open(self, system: str, subject_id: str, operation: str) -> bool:
+        """Whether a task of ``operation`` for the subject at ``system`` is pending or in progress."""
+        return self.tx.first(OPEN_OF_SUBJECT, {"system": system, "sid": subject_id, "operation": operation}) is not None
 
     # --- attempts ---------------------------------------------------------------------
 
