@@ -47,7 +47,8 @@ class WorkflowService:
     def plan_tasks(self, session: Session, request: RequestRecord, now: dt.datetime) -> list[str]:
         """One pending task per system that takes part in ``request``; their names."""
         details = records.open_details(self.ctx.crypto, request)
-        return plan_request(session, self.ctx, request.id, request.type, request.subject_id, details, now)
+        return plan_request(session, self.ctx, request.id, request.type, request.subject_id, details, now,
+                            request.extended_until or request.due_at)
 
     def advance(self, request_id: str, now: dt.datetime) -> bool:
         """Run the local work and close the request if it is ready. A fault leaves the request
@@ -147,15 +148,16 @@ class WorkflowService:
             link = None
             if request.type in ("access", "portability") and local.get("data"):
                 link = self.packages.build(session, request, key, results, now)
-            body = _answer(request, local, details, failed, link)
+            extra: list[str] = []
             if len(tasks) > 1:  # connected systems took part: say what each did
-                body += "\n\n" + request_mail.text(request.language, "done.systems", systems=systems_lines(tasks))
+                extra.append(request_mail.text(request.language, "done.systems", systems=systems_lines(tasks)))
             if request.type == "erasure" and local.get("data", True):
                 claims, receipt = erasure_receipt(self.ctx, request, tasks, local, now)
-                body += "\n\n" + request_mail.text(request.language, "done.receipt", receipt=receipt,
-                                                     keys=f"{self.ctx.public_url}/v1/receipts/keys")
+                extra.append(request_mail.text(request.language, "done.receipt", receipt=receipt,
+                                               keys=f"{self.ctx.public_url}/v1/receipts/keys"))
                 append_audit(session, LOCAL_SYSTEM, "request.erasure_receipt", now, target=request.id,
                              details={"systems": len(claims["systems"]), "held": len(claims["held"])})
+            body = _answer(request, local, details, failed, link, extra)
             requests.set_completed(request, now)
             move(session, request, "partially_completed" if failed else "completed", LOCAL_SYSTEM, now,
                  {"tasks": {t.system: t.status for t in tasks}})
@@ -188,8 +190,9 @@ class WorkflowService:
 
 
 def _answer(request: RequestRecord, local: dict[str, Any], details: dict[str, Any], failed: bool,
-            link: str | None) -> str:
-    """The closing mail's text: what was done (or the download link), by request type."""
+            link: str | None, extra: list[str]) -> str:
+    """The closing mail's text: what was done (or the download link), by request type, then
+    ``extra`` paragraphs (each system's outcome, the erasure receipt), then the request's id."""
     lang, text = request.language, request_mail.text
     lines: list[str] = []
     if link is not None:
@@ -207,4 +210,4 @@ def _answer(request: RequestRecord, local: dict[str, Any], details: dict[str, An
         lines.append(text(lang, "done.objection", purposes=", ".join(details["purposes"])))
     if failed:
         lines.append(text(lang, "done.partial"))
-    return "\n\n".join(lines) + text(lang, "done.footer", id=request.id)
+    return "\n\n".join(lines + extra) + text(lang, "done.footer", id=request.id)

@@ -72,17 +72,23 @@ def open_call(crypto: Crypto, task: TaskRecord) -> TaskCall:
 
 
 def plan_request(tx: AnyTransaction, ctx: PrivacyContext, request_id: str, request_type: str,
-                 subject_id: str | None, details: Mapping[str, Any], now: dt.datetime) -> list[str]:
+                 subject_id: str | None, details: Mapping[str, Any], now: dt.datetime,
+                 due_at: dt.datetime | None = None) -> list[str]:
     """This service's own task and one per connected system that takes part in the
-    request; returns the systems' names (this service first)."""
+    request; returns the systems' names (this service first). A manual system's person
+    has at least until the request is due (``due_at``)."""
     operation = CONNECTOR_OPERATION[request_type]
     payload = {"email": details.get("email", ""), "changes": details.get("changes") or {},
                "purposes": {p: "withdrawn" for p in details.get("purposes") or []}}
     local = TaskRecord(id=str(uuid.uuid4()), request_id=request_id, system=LOCAL, operation=request_type,
                        status="pending", attempts=0, last_error=None, next_attempt_at=now, result=None,
                        created_at=now, updated_at=now, subject_id=subject_id)
-    tasks = [local] + [sealed_task(ctx.crypto, c, operation, payload, now, request_id, subject_id)
-                       for c in systems_for(ctx.policy.connectors, operation)]
+    tasks = [local]
+    for definition in systems_for(ctx.policy.connectors, operation):
+        task = sealed_task(ctx.crypto, definition, operation, payload, now, request_id, subject_id)
+        if definition.type == "manual" and due_at is not None and task.deadline_at is not None:
+            task.deadline_at = max(task.deadline_at, due_at)
+        tasks.append(task)
     TaskRepository(tx).add(tasks)
     return [t.system for t in tasks]
 

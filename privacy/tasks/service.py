@@ -88,7 +88,8 @@ class TaskService:
             if task is None:
                 raise NotFound("no such task")
             if task.status not in ("pending", "in_progress"):
-                raise Conflict(f"this task is already {task.status}", {"token": ["used"]}, code="token_used")
+                done = "confirmed done" if task.status == "succeeded" else task.status
+                raise Conflict(f"this task was already {done}", {"token": ["used"]}, code="token_used")
             self._done(session, task, f"owner:{task.system}", now, {"by": "link"})
         if task.request_id:
             WorkflowService(self.ctx).complete_if_ready(task.request_id, now)

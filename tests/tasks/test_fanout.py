@@ -214,6 +214,8 @@ def test_a_manual_system_mails_its_owner_and_waits_for_the_link(fanout_app: Any)
     [mail] = app.mailbox.to("archive@example.se")
     text = app.mailbox.body(mail)
     assert ANNA in text and request_id in text
+    due = app.request(request_id)["due_at"]  # the person has until the request is due, not 72 hours
+    assert f"by {due[:10]} {due[11:16]} UTC" in text
     link = app.mailbox.link(mail, "/done?")
     path = link.split("privacy.test", 1)[1]
     assert app.client.get(path).status_code == 200

@@ -124,8 +124,10 @@ class TaskRepository:
             self.tx.executemany(INSERT, [_columns(t) for t in tasks])
 
     def of_request(self, request_id: str) -> list[TaskRecord]:
-        """The request's tasks in the order they were planned, then by system name."""
-        return [TaskRecord(*r) for r in self.tx.all(TASKS_OF, {"rid": request_id})]
+        """The request's tasks: this service's first, then in the order they were planned,
+        then by system name."""
+        tasks = [TaskRecord(*r) for r in self.tx.all(TASKS_OF, {"rid": request_id})]
+        return sorted(tasks, key=lambda t: t.system != LOCAL)
 
     def of_request_system(self, request_id: str, system: str) -> TaskRecord | None:
         row = self.tx.first(TASK_OF_SYSTEM, {"rid": request_id, "system": system})
