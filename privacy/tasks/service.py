@@ -99,7 +99,10 @@ class TaskService:
         task.status, task.outcome, task.last_error, task.finished_at = "succeeded", "done", None, now
         task.lease_owner = task.lease_until = None
         forget_payload(task)
-        TaskRepository(session).save(task, now)
+        tasks = TaskRepository(session)
+        tasks.save(task, now)
+        how = "confirmed by the owner's link" if details.get("by") == "link" else "marked done by an officer"
+        tasks.add_attempt(task, now, 0, "succeeded", excerpt=how)
         audit(session, task, "task.marked_done", now, actor, details)
 
     def view(self, request_id: str, system: str) -> dict[str, Any]:

@@ -224,6 +224,8 @@ def test_a_manual_system_mails_its_owner_and_waits_for_the_link(fanout_app: Any)
     assert app.client.post(path, headers={"Accept": "application/json"}).status_code == 409
     assert app.request(request_id)["status"] == "completed"
     assert app.systems(request_id)["paper-archive"]["outcome"] == "done"
+    [archive] = app.client.get("/v1/connectors", headers=app.officer).json["connectors"]
+    assert archive["last_success_at"] and archive["waiting"] == 0
 
 
 def test_officers_see_each_system_with_waiting_and_failed_tasks(fanout_app: Any, fake: FakeSystem) -> None:
