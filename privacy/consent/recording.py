@@ -24,6 +24,7 @@ from privacy.errors import Conflict, InvalidInput
 from privacy.policy.catalogue import cached_catalogue, catalogue_as_of, load_catalogue, read_stamp
 from privacy.storage.database import in_transaction
 from privacy.storage.repositories.idempotency import IdempotencyRepository
+from privacy.storage.repositories.tasks import TaskRecord, TaskRepository
 from privacy.storage.statements import Prepared, integrity_errors
 from privacy.tasks.planning import ConsentFanout
 
@@ -117,6 +118,7 @@ class Recorder:
         answer: Prepared | None = None
         if idempotency:
             answer = IdempotencyRepository.prepare(*idempotency, fingerprint, plan.body, now, dialect)
+        tasks = self._consent_tasks(conn, plan, now)
         with self.database.raw_write(conn) as tx:
             if idempotency:
                 replay = _replay(IdempotencyRepository(tx), idempotency, fingerprint)
@@ -125,12 +127,20 @@ class Recorder:
             if not still_current(tx, plan):
                 raise _Stale
             write(tx, plan, rows)
-            withdrawn = {e["purpose"]: e["status"] for e in plan.events if e["status"] == "withdrawn"}
-            if withdrawn and self.fanout.systems and plan.new_subject is None:
-                self.fanout.changed(tx, plan.subject_id, withdrawn, now)
+            if tasks:
+                TaskRepository(tx).add(tasks)
             if answer is not None:
                 tx.run(answer)
         return None
+
+    def _consent_tasks(self, conn: Any, plan: Plan, now: dt.datetime) -> list[TaskRecord]:
+        """The connected systems' tasks of the plan's withdrawals, sealed before the write
+        lock is taken (whom to look for is read in a short read transaction of its own)."""
+        withdrawn = {e["purpose"]: e["status"] for e in plan.events if e["status"] == "withdrawn"}
+        if not withdrawn or not self.fanout.systems or plan.new_subject is not None:
+            return []
+        with self.database.raw_read(conn) as reader:
+            return self.fanout.tasks(reader, plan.subject_id, withdrawn, now)
 
 
 def _replay(answers: IdempotencyRepository, idempotency: tuple[str, str], fingerprint: str) -> RecordResult | None:

@@ -106,20 +106,25 @@ class ConsentFanout:
         return cls(ctx.crypto, tuple(systems_for(ctx.policy.connectors, "consent")))
 
     def changed(self, tx: AnyTransaction, subject_id: str, purposes: Mapping[str, str], now: dt.datetime) -> int:
-        """Plan a task per consent-taking system that holds any of ``purposes`` (their new
-        status by code); returns how many. Only withdrawals and expiries are pushed."""
+        """Plan, in ``tx``, a task per consent-taking system that holds any of ``purposes``
+        (their new status by code); returns how many. Only withdrawals and expiries are pushed."""
+        tasks = self.tasks(tx, subject_id, purposes, now)
+        TaskRepository(tx).add(tasks)
+        return len(tasks)
+
+    def tasks(self, tx: AnyTransaction, subject_id: str, purposes: Mapping[str, str], now: dt.datetime
+              ) -> list[TaskRecord]:
+        """The tasks :meth:`changed` plans, sealed but not stored (``tx`` is only read)."""
         pushed = {p: s for p, s in purposes.items() if s in PUSHED_STATUSES}
         targets = [c for c in self.systems if any(_holds(c, p) for p in pushed)]
         if not targets:
-            return 0
+            return []
         email = self._email(tx, subject_id)
         if email is None:
             log.info("consent change of subject %s not pushed: no e-mail address held", subject_id)
-            return 0
-        tasks = [sealed_task(self.crypto, c, "consent", {"email": email, "purposes": {
+            return []
+        return [sealed_task(self.crypto, c, "consent", {"email": email, "purposes": {
             p: s for p, s in pushed.items() if _holds(c, p)}}, now, subject_id=subject_id) for c in targets]
-        TaskRepository(tx).add(tasks)
-        return len(tasks)
 
     def _email(self, tx: AnyTransaction, subject_id: str) -> str | None:
         subjects = SubjectRepository(tx)
