@@ -25,6 +25,7 @@ import requests
 
 from privacy.connectors.base import ConfigError, Connector, ConnectorError, Result, Skip, TaskCall
 from privacy.connectors.http import Http, answer_error, parse_retry_after
+from privacy.connectors.vendor import field_map
 from privacy.policy.file import ConnectorDef
 
 OBJECTS = ("Contact", "Lead")
@@ -84,18 +85,11 @@ class SalesforceConnector(Connector):
         self.erasure = self.setting("erasure", "delete")
         if self.erasure not in ("delete", "forget"):
             raise ConfigError(f"connectors[{self.name}].erasure: delete or forget")
-        self.field_map = {obj: {**DEFAULT_FIELDS[obj], **self._fields_setting()} for obj in OBJECTS}
+        self.field_map = {obj: field_map(self.name, DEFAULT_FIELDS[obj], self.setting("fields"), _IDENTIFIER.match)
+                          for obj in OBJECTS}
         self.http = Http(self.name, self.timeout_s, definition.max_in_flight)
         self._token: str | None = None
         self._token_lock = threading.Lock()
-
-    def _fields_setting(self) -> dict[str, str]:
-        fields = self.setting("fields", {}) or {}
-        if not isinstance(fields, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) and _IDENTIFIER.match(v) for k, v in fields.items()):
-            raise ConfigError(f"connectors[{self.name}].fields: a mapping of our field names to Salesforce "
-                              "field API names")
-        return fields
 
     @property
     def api(self) -> str:

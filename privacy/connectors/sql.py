@@ -35,6 +35,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql import ColumnElement, TableClause, column, table
 
 from privacy.connectors.base import ConfigError, Connector, ConnectorError, Result, Skip, TaskCall
+from privacy.connectors.vendor import field_map
 from privacy.policy.file import ConnectorDef
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -66,11 +67,7 @@ class SqlConnector(Connector):
         if not isinstance(raw_tables, list) or not raw_tables:
             raise ConfigError(f"connectors[{self.name}].tables: a list of {{name, key, columns, erase}}")
         self.tables = tuple(self._table(i, raw) for i, raw in enumerate(raw_tables))
-        fields = self.setting("fields", {}) or {}
-        if not isinstance(fields, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) and IDENTIFIER.match(v) for k, v in fields.items()):
-            raise ConfigError(f"connectors[{self.name}].fields: a mapping of our field names to column names")
-        self.fields: dict[str, str] = fields
+        self.fields = field_map(self.name, {}, self.setting("fields"), IDENTIFIER.match)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
 

@@ -1,36 +1,35 @@
-"""Helpers shared by the vendor connectors (hubspot, mailchimp, klaviyo): the base URL
+"""Helpers shared by the connectors of other systems: the base URL
 setting, reading a JSON answer, and rectification's field mapping from our field names
 (``first_name``) to a vendor's properties (``firstname``): a type's defaults overridden by
 the policy entry's ``fields:`` setting."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
 from privacy.connectors.base import ConfigError, ConnectorError, Skip
 
-OUR_FIELDS = ("email", "first_name", "last_name", "phone", "postal_code", "country", "birth_date")
 
-
-def field_map(name: str, defaults: Mapping[str, str], override: object) -> dict[str, str]:
-    """The defaults with ``override`` (the ``fields`` setting, ``{our name: vendor property}``)
-    applied; an empty value in the override unmaps a field."""
+def field_map(name: str, defaults: Mapping[str, str], override: object,
+              valid: Callable[[str], object] | None = None) -> dict[str, str]:
+    """The defaults with ``override`` (the ``fields`` setting, ``{our name: the system's
+    name}``, whose keys the policy file checks against its fields catalogue) applied; an
+    empty value in the override unmaps a field. ``valid`` checks each name the system is
+    given (an SQL or SOQL identifier, say)."""
     if override is None:
         return dict(defaults)
     if not isinstance(override, Mapping):
-        raise ConfigError(f"connectors[{name}].fields: a mapping of our field names to vendor properties")
+        raise ConfigError(f"connectors[{name}].fields: a mapping of our field names to the system's")
     merged = dict(defaults)
     for ours, theirs in override.items():
-        if ours not in OUR_FIELDS:
-            raise ConfigError(f"connectors[{name}].fields.{ours}: not one of {', '.join(OUR_FIELDS)}")
         if theirs in (None, ""):
             merged.pop(ours, None)
-        elif isinstance(theirs, str):
+        elif isinstance(theirs, str) and (valid is None or valid(theirs)):
             merged[ours] = theirs
         else:
-            raise ConfigError(f"connectors[{name}].fields.{ours}: a vendor property name")
+            raise ConfigError(f"connectors[{name}].fields.{ours}: {theirs!r} is not a name the system takes")
     return merged
 
 

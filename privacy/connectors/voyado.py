@@ -22,6 +22,7 @@ import requests
 
 from privacy.connectors.base import ConfigError, Connector, ConnectorError, Result, Skip, TaskCall, excerpt
 from privacy.connectors.http import Http
+from privacy.connectors.vendor import field_map
 from privacy.policy.file import ConnectorDef
 
 DEFAULT_FIELDS = {"email": "email", "first_name": "firstName", "last_name": "lastName", "phone": "mobilePhone",
@@ -52,11 +53,7 @@ class VoyadoConnector(Connector):
         self.source = self.setting("source", "privacy-service")
         if not isinstance(self.source, str) or not self.source:
             raise ConfigError(f"connectors[{self.name}].source: a non-empty name for Engage's delete log")
-        fields = self.setting("fields", {}) or {}
-        if not isinstance(fields, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
-                                                   for k, v in fields.items()):
-            raise ConfigError(f"connectors[{self.name}].fields: a mapping of our field names to Engage attributes")
-        self.field_map = {**DEFAULT_FIELDS, **fields}
+        self.field_map = field_map(self.name, DEFAULT_FIELDS, self.setting("fields"))
         self.http = Http(self.name, self.timeout_s, definition.max_in_flight)
 
     def request(self, method: str, path: str, call: TaskCall | None = None, *, ok: tuple[int, ...] = (),

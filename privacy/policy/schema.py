@@ -123,6 +123,9 @@ class ConnectorSchema(Schema):
     retry = mf.Nested(RetrySchema, load_default=lambda: RetrySchema().load({}))
     timeout_s = mf.Float(load_default=10, validate=validate.Range(min=0.1, max=600))
     max_in_flight = mf.Integer(load_default=4, strict=True, validate=validate.Range(min=1, max=64))
+    # Checked against the catalogue below; the connector reads them from its settings.
+    fields = mf.Dict(keys=mf.String(), values=mf.String(allow_none=True), load_default=None)  # type: ignore[assignment]
+    purposes = mf.List(mf.String(), load_default=None)
 
     @validates_schema(pass_original=True)
     def _secret_names(self, data: dict[str, Any], original: Any, **_: Any) -> None:
@@ -185,17 +188,18 @@ class PolicySchema(StrictSchema):
                     label = "name" if key == "connectors" else "code"
                     errors.setdefault(key, {})[i] = {label: [f"'{code}' is declared twice"]}
                 seen.add(code)
-                for j, name in enumerate(item.get("fields", [])):
+                for j, name in enumerate(item.get("fields") or []):
                     if name not in catalogue:
                         errors.setdefault(key, {}).setdefault(i, {}).setdefault("fields", {})[j] = [
                             f"'{name}' is not in the fields catalogue"
                         ]
         codes = {p.get("code") for p in data.get("purposes", [])}
-        for i, hold in enumerate(data.get("legal_holds", [])):
-            for j, code in enumerate(hold.get("applies_to") or []):
-                if code not in codes:
-                    errors.setdefault("legal_holds", {}).setdefault(i, {}).setdefault("applies_to", {})[j] = [
-                        f"'{code}' is not a declared purpose"]
+        for key, attribute in (("legal_holds", "applies_to"), ("connectors", "purposes")):
+            for i, item in enumerate(data.get(key, [])):
+                for j, code in enumerate(item.get(attribute) or []):
+                    if code not in codes:
+                        errors.setdefault(key, {}).setdefault(i, {}).setdefault(attribute, {})[j] = [
+                            f"'{code}' is not a declared purpose"]
         identifiers = [name for name, spec in catalogue.items() if spec.get("identifier")]
         if identifiers != ["email"]:
             errors["fields"] = ["exactly one identifier field is supported, and it must be 'email'"]

@@ -192,7 +192,7 @@ def test_a_missing_token_variable_fails_without_retry_naming_it(hubspot_crm_url:
 @pytest.mark.parametrize(("settings", "key"), [
     ({"token_env": None}, "connectors[hubspot].token_env"),
     ({"base_url": "api.hubapi.com"}, "connectors[hubspot].base_url"),
-    ({"fields": {"shoe_size": "x"}}, "connectors[hubspot].fields.shoe_size"),
+    ({"fields": {"first_name": 5}}, "connectors[hubspot].fields.first_name"),
     ({"properties": "email"}, "connectors[hubspot].properties"),
 ])
 def test_a_bad_setting_is_a_config_error_naming_the_key(settings: dict[str, Any], key: str) -> None:

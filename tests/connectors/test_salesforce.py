@@ -267,7 +267,7 @@ def test_a_missing_secret_names_the_variable_not_a_value(org: SalesforceFake) ->
     ({"client_id_env": ""}, "client_id_env"),
     ({"api_version": "62"}, "api_version"),
     ({"erasure": "shred"}, "erasure"),
-    ({"fields": {"first_name": "First Name; DELETE"}}, "fields"),
+    ({"fields": {"first_name": "First Name; DELETE"}}, r"fields\.first_name"),
 ])
 def test_a_bad_setting_is_a_config_error_naming_the_key(org: SalesforceFake, settings: dict[str, Any],
                                                         key: str) -> None:

@@ -233,7 +233,7 @@ def test_a_missing_url_variable_is_named_and_a_bad_url_is_not_echoed(db: Db) -> 
      r"tables\[0\]\.erase"),
     ({"tables": [{"name": "c", "key": "id", "columns": ["name"], "erase": "null", "key_value": "phone"}]},
      r"tables\[0\]\.key_value"),
-    ({"fields": {"first_name": "name, phone"}}, r"fields"),
+    ({"fields": {"first_name": "name, phone"}}, r"fields\.first_name"),
 ])
 def test_a_bad_setting_is_a_config_error_naming_the_key(db: Db, change: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=rf"connectors\[orders\]\.{key}:"):

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from flask import Flask
 
 from privacy.policy.file import DEFAULT_POLICY_FILE, PolicyError, load_policy, parse_policy
@@ -155,3 +156,16 @@ def test_the_service_warns_at_start_of_each_missing_secret_by_name(
     with caplog.at_level("WARNING", logger="api"):
         make_app(POLICY_FILE=str(policy))
     assert any("hubspot" in r.getMessage() and "HUBSPOT_TOKEN_X" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connectors_fields_and_purposes_must_be_in_the_catalogue(tmp_path: Path) -> None:
+    policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text())
+    policy["connectors"] = [{"name": "crm", "type": "webhook", "url": "https://crm.example.se", "secret_env": "S",
+                             "fields": {"shoe_size": "SHOE"}, "purposes": ["telepathy"]}]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    with pytest.raises(PolicyError) as refused:
+        load_policy(str(path))
+    message = str(refused.value)
+    assert "connectors[0].fields" in message and "'shoe_size' is not in the fields catalogue" in message
+    assert "connectors[0].purposes[0]: 'telepathy' is not a declared purpose" in message
