@@ -174,14 +174,15 @@ def test_a_token_is_found_by_its_hash_and_spent_one_use_at_a_time(ctx: PrivacyCo
                                                                          NOW)
 
 
-def test_tasks_are_listed_as_planned_and_a_saved_task_keeps_its_outcome(ctx: PrivacyContext) -> None:
+def test_tasks_are_listed_this_service_first_then_as_planned_and_a_saved_task_keeps_its_outcome(
+        ctx: PrivacyContext) -> None:
     request = new_request(ctx)
     with ctx.database.unit_of_work() as session:
         TaskRepository(session).add([task(request.id, "privacy-service"), task(request.id, "crm"),
-                                              task(request.id, "billing", LATER)])
+                                     task(request.id, "billing", LATER)])
     with ctx.database.unit_of_work() as session:
         tasks = TaskRepository(session)
-        assert [t.system for t in tasks.of_request(request.id)] == ["crm", "privacy-service", "billing"]
+        assert [t.system for t in tasks.of_request(request.id)] == ["privacy-service", "crm", "billing"]
         local = tasks.of_request_system(request.id, "privacy-service")
         assert local is not None and tasks.of_request_system(request.id, "erp") is None
         local.status, local.attempts, local.last_error, local.result = "failed", 5, "internal error", b"sealed"
