@@ -380,8 +380,11 @@ class RateLimitCounter(Base):
     expires_at: Mapped[float] = mapped_column(Double, index=True)  # epoch seconds, as the limits library counts
 
 
-# Connected systems' tasks, their attempts and reconciliations live in their own module
+# Connected systems' tasks, their attempts and reconciliations, and the scheduler's and
+# retention's tables live in modules of their own
 # (imported here so that every table is on ``Base.metadata`` when this module is).
+from privacy.storage.retention_models import AnonymisedRecord, JobRun, RetentionRun  # noqa: E402
 from privacy.storage.task_models import ReconcileRun, RequestTask, TaskAttempt  # noqa: E402
 
-__all__ = ["Base", "ReconcileRun", "RequestTask", "TaskAttempt", "UtcDateTime"]
+__all__ = ["AnonymisedRecord", "Base", "JobRun", "ReconcileRun", "RequestTask", "RetentionRun", "TaskAttempt",
+           "UtcDateTime"]

@@ -5,7 +5,7 @@ connected system, never an e-mail address) so that officers can read it through 
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-12-09 09:00:00
+Create Date: 2026-12-02 01:00:00
 
 """
 from alembic import op
