@@ -1,0 +1,82 @@
+"""The reports as files: JSON, CSV (retention only), HTML with inline SVG charts, and PDF
+(WeasyPrint, from the very same HTML). Every format carries the same figures."""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections import defaultdict
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from exports.report_texts import LANGUAGES, SECTIONS, TEXTS
+from exports.reports.retention import COLUMNS
+
+CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8",
+                 "pdf": "application/pdf"}
+
+
+@functools.cache
+def _env() -> Environment:
+    return Environment(loader=PackageLoader("exports", "templates"), autoescape=True, trim_blocks=True,
+                       lstrip_blocks=True, undefined=StrictUndefined)
+
+
+def to_json(report: dict[str, Any]) -> bytes:
+    return json.dumps(report, ensure_ascii=False, indent=2).encode()
+
+
+def to_csv(report: dict[str, Any]) -> bytes:
+    """One flat table: section, purpose, category, measure, value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerows([figure[c] for c in COLUMNS] for figure in report["figures"])
+    return out.getvalue().encode()
+
+
+def retention_html(report: dict[str, Any], lang: str) -> str:
+    """The report as a printable page: per section a bar chart (SVG) and its table."""
+    by_section: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for figure in report["figures"]:
+        by_section[figure["section"]].append(figure)
+    chart_rows = {name: [(" ".join(p for p in (f["purpose"], f["category"], f["measure"]) if p), f["value"])
+                         for f in rows] for name, rows in by_section.items()}
+    return _env().get_template("report_retention.html").render(
+        report=report, lang=_lang(lang), t=TEXTS[_lang(lang)], sections=SECTIONS, by_section=by_section,
+        chart_rows=chart_rows)
+
+
+def processing_html(record: dict[str, Any], lang: str) -> str:
+    return _env().get_template("report_processing.html").render(record=record, lang=_lang(lang),
+                                                                 t=TEXTS[_lang(lang)])
+
+
+def to_pdf(html: str) -> bytes:
+    """The HTML printed by WeasyPrint (imported here: it loads Pango, which only PDFs need)."""
+    from weasyprint import HTML
+
+    pdf: bytes = HTML(string=html).write_pdf()
+    return pdf
+
+
+def _lang(lang: str) -> str:
+    return lang if lang in LANGUAGES else "en"
+
+
+def render_retention(report: dict[str, Any], fmt: str, lang: str) -> bytes:
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "csv":
+        return to_csv(report)
+    html = retention_html(report, lang)
+    return html.encode() if fmt == "html" else to_pdf(html)
+
+
+def render_processing(record: dict[str, Any], fmt: str) -> bytes:
+    if fmt == "json":
+        return to_json(record)
+    html = processing_html(record, record["language"])
+    return html.encode() if fmt == "html" else to_pdf(html)

@@ -1,0 +1,127 @@
+"""The retention report's figures, as one flat list of (section, purpose, category, measure, value).
+
+What the figures mean is decided here (the repository only counts):
+
+- ``held``: live (not shredded) subjects with a consent state for a purpose, and the fields
+  of theirs that the purpose uses, per data category;
+- ``age``: those fields by the age of their subject (``subjects.created_at``; fields keep
+  no creation time of their own), in the buckets of :data:`AGE_BUCKETS`;
+- ``due``: a purpose's rule ``{period_days, after}`` makes a subject's data due at the
+  reference time plus ``period_days``: ``collection`` counts from ``subjects.created_at``,
+  ``last_activity`` from ``subjects.last_activity_at`` (both for the subjects with a state
+  for the purpose), ``withdrawal`` from the state's ``recorded_at`` when withdrawn or
+  declined, ``expiry`` from it when expired. ``due_30d`` and ``due_90d`` count what falls
+  due within that many days from now (90 includes 30); ``past_due`` what is due already
+  and still held (the next sweep's work);
+- ``removed``: what the sweeps of the period deleted, anonymised or minimised (audit
+  entries ``retention.swept`` that were no dry run), and the erasures (``subject.erased``);
+- ``holds``: held fields whose legal hold is still in force, by hold (purpose column) and
+  end month (category column);
+- ``consent``: ledger events per purpose and month (category column): ``given`` (status
+  granted) and ``withdrawn``;
+- ``requests``: open and overdue data-subject requests, by type (purpose column).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from privacy.policy.file import Policy
+from privacy.requests.states import OPEN
+from privacy.storage.repositories.reports import ReportRepository
+
+Figure = tuple[str, str, str, str, int]
+AGE_BUCKETS = (("lt_30d", 30), ("30_180d", 180), ("180_365d", 365), ("1_2y", 730), ("gt_2y", None))
+DUE_WINDOWS = (("due_30d", 30), ("due_90d", 90))
+SWEEP_ACTIONS = ("delete", "anonymise", "minimise")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Period:
+    since: dt.datetime
+    until: dt.datetime
+
+    @classmethod
+    def default(cls, now: dt.datetime, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Period:
+        """The given bounds, else the twelve months (365 days) up to now."""
+        end = until or now
+        return cls(since or end - dt.timedelta(days=365), end)
+
+
+def retention_figures(repo: ReportRepository, policy: Policy, period: Period, now: dt.datetime) -> list[Figure]:
+    """Every figure of the retention report, sorted (the same input gives the same list)."""
+    figures: list[Figure] = []
+    figures += _held(repo, policy, now)
+    figures += _due(repo, policy, now)
+    figures += _removed(repo, period)
+    figures += [("holds", hold, month, measure, n) for hold, month, subjects, fields in repo.holds_in_force(now)
+                for measure, n in (("subjects", subjects), ("fields", fields))]
+    measure = {"granted": "given", "withdrawn": "withdrawn"}
+    figures += [("consent", purpose, month, measure[status], n)
+                for purpose, month, status, n in repo.consent_by_month(period.since, period.until, tuple(measure))]
+    figures += [("requests", type_, "", measure, n) for type_, opened, late in repo.requests_open(OPEN, now)
+                for measure, n in (("open", opened), ("overdue", late))]
+    return sorted(figures)
+
+
+def _held(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
+    purpose_fields = {p.code: p.fields for p in policy.purposes}
+    categories = {name: spec.category for name, spec in policy.fields.items()}
+    bounds = [now - dt.timedelta(days=days) for _, days in AGE_BUCKETS if days is not None]
+    rows = repo.held_by_age(purpose_fields, categories, bounds, [label for label, _ in AGE_BUCKETS])
+    subjects: dict[tuple[str, str], int] = defaultdict(int)
+    fields: dict[tuple[str, str], int] = defaultdict(int)
+    out: list[Figure] = []
+    for purpose, category, bucket, n_subjects, n_fields in rows:
+        subjects[purpose, category] += n_subjects  # a subject is in one age bucket only
+        fields[purpose, category] += n_fields
+        out.append(("age", purpose, category, bucket, n_fields))
+    out += [("held", p, c, "subjects", n) for (p, c), n in subjects.items()]
+    out += [("held", p, c, "fields", n) for (p, c), n in fields.items()]
+    out += [("held", p, "", "subjects", n) for p, n in repo.subjects_by_purpose().items()]
+    return out
+
+
+def due_windows(period_days: int, now: dt.datetime) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """The reference times whose data falls due in each window: due = reference + period."""
+    period = dt.timedelta(days=period_days)
+    windows = {name: (now - period, now + dt.timedelta(days=days) - period) for name, days in DUE_WINDOWS}
+    windows["past_due"] = (EPOCH, now - period)
+    return windows
+
+
+def _due(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
+    out: list[Figure] = []
+    for purpose in policy.purposes:
+        rule = purpose.retention
+        if not rule:
+            continue
+        counts = repo.falling_due(purpose.code, rule["after"], due_windows(int(rule["period_days"]), now))
+        out += [("due", purpose.code, "", measure, n) for measure, n in counts.items()]
+    return out
+
+
+def _removed(repo: ReportRepository, period: Period) -> list[Figure]:
+    """Sums over the period's sweeps (one audit entry per run: few) and the erasures."""
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    totals: dict[str, int] = defaultdict(int)
+    for text in repo.audit_details("retention.swept", period.since, period.until):
+        details: dict[str, Any] = json.loads(text)
+        if details.get("dry_run", True):
+            continue
+        for purpose, by_category in (details.get("counts") or {}).items():
+            for category, by_action in by_category.items():
+                for action in SWEEP_ACTIONS:
+                    counts[purpose, category, action] += int(by_action.get(action, 0))
+        for kind, n in (details.get("subjects") or {}).items():
+            totals[f"subjects_{kind}"] += int(n)
+        totals["fields_removed"] += int(details.get("fields_removed", 0))
+    out: list[Figure] = [("removed", p, c, a, n) for (p, c, a), n in counts.items()]
+    out += [("removed", "", "", measure, n) for measure, n in totals.items()]
+    out += [("erasures", "", month, "erased", n)
+            for month, n in repo.audit_by_month("subject.erased", period.since, period.until).items()]
+    return out

@@ -1,0 +1,119 @@
+"""The reports' set-based queries: every figure is a COUNT over a GROUP BY, read from
+pseudonymous columns (ids, times, statuses, field names), never from a decrypted value.
+
+The policy's catalogue (which field is of which category, which purpose uses which
+fields) comes in as data and becomes a CASE expression in the statement, so that the
+database does the grouping; no Python loop walks the subjects.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import and_, case, false, func, literal, or_, select
+
+from privacy.storage.models import AuditEntry, ConsentEvent, ConsentState, DataRequest, HeldField, Subject, SubjectField
+from privacy.storage.statements import AnyTransaction, as_transaction
+
+_S = Subject.__table__
+_F = SubjectField.__table__
+_CS = ConsentState.__table__
+_CE = ConsentEvent.__table__
+_A = AuditEntry.__table__
+_H = HeldField.__table__
+_R = DataRequest.__table__
+
+REFERENCE_COLUMNS = {"collection": _S.c.created_at, "last_activity": _S.c.last_activity_at,
+                     "withdrawal": _CS.c.recorded_at, "expiry": _CS.c.recorded_at}
+"""The moment each retention rule counts its period from (see :mod:`privacy.reports`)."""
+REFERENCE_STATUSES: dict[str, tuple[str, ...] | None] = {
+    "collection": None, "last_activity": None, "withdrawal": ("withdrawn", "declined"), "expiry": ("expired",)}
+
+
+def month_of(column: Any, dialect: str) -> Any:
+    """``YYYY-MM`` of a UTC time column, in the database's own dialect."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+class ReportRepository:
+    """Read-only aggregate queries over subjects, fields, consents, holds, requests and the audit log."""
+
+    def __init__(self, tx: AnyTransaction, dialect: str) -> None:
+        self.tx = as_transaction(tx)
+        self.dialect = dialect
+
+    def held_by_age(self, purpose_fields: Mapping[str, Sequence[str]], categories: Mapping[str, str],
+                    bounds: Sequence[dt.datetime], labels: Sequence[str]) -> list[tuple[str, str, str, int, int]]:
+        """(purpose, category, age bucket, subjects, fields) for the fields each purpose uses,
+        of live subjects with a consent state for it; ``bounds`` are the buckets' newest
+        creation times, newest first, and ``labels`` one more than ``bounds``."""
+        uses = or_(false(), *[and_(_CS.c.purpose == code, _F.c.name.in_(list(names)))
+                              for code, names in purpose_fields.items() if names])
+        category = case(categories, value=_F.c.name, else_=literal("other"))
+        bucket = case(*[(_S.c.created_at > bound, literal(label)) for bound, label in zip(bounds, labels, strict=False)],
+                      else_=literal(labels[-1]))
+        query = (select(_CS.c.purpose, category, bucket, func.count(func.distinct(_S.c.id)), func.count())
+                 .select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id).join(_F, _F.c.subject_id == _S.c.id))
+                 .where(_S.c.shredded_at.is_(None), uses).group_by(_CS.c.purpose, category, bucket))
+        return [tuple(row) for row in self.tx.all(query)]  # type: ignore[misc]
+
+    def subjects_by_purpose(self) -> dict[str, int]:
+        """Live subjects with a consent state (any status) per purpose."""
+        query = (select(_CS.c.purpose, func.count()).select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id))
+                 .where(_S.c.shredded_at.is_(None)).group_by(_CS.c.purpose))
+        return {purpose: n for purpose, n in self.tx.all(query)}
+
+    def falling_due(self, purpose: str, after: str, windows: Mapping[str, tuple[dt.datetime, dt.datetime]]
+                    ) -> dict[str, int]:
+        """Per named window (oldest, newest] of reference times: the purpose's live subjects
+        whose reference time under the rule ``after`` lies in it."""
+        ref = REFERENCE_COLUMNS[after]
+        sums = [func.coalesce(func.sum(case((and_(ref > lo, ref <= hi), 1), else_=0)), 0).label(name)
+                for name, (lo, hi) in windows.items()]
+        query = (select(*sums).select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id))
+                 .where(_S.c.shredded_at.is_(None), _CS.c.purpose == purpose))
+        statuses = REFERENCE_STATUSES[after]
+        if statuses:
+            query = query.where(_CS.c.status.in_(statuses))
+        row = self.tx.first(query)
+        return {name: int(row[i] or 0) for i, name in enumerate(windows)}
+
+    def audit_details(self, action: str, since: dt.datetime, until: dt.datetime) -> list[str]:
+        """The details (JSON text) of the audit entries ``action`` in [since, until), in order:
+        one per sweep run, so few."""
+        query = (select(_A.c.details).where(_A.c.action == action, _A.c.at >= since, _A.c.at < until)
+                 .order_by(_A.c.seq))
+        return [details for (details,) in self.tx.all(query)]
+
+    def audit_by_month(self, action: str, since: dt.datetime, until: dt.datetime) -> dict[str, int]:
+        month = month_of(_A.c.at, self.dialect)
+        query = (select(month, func.count()).where(_A.c.action == action, _A.c.at >= since, _A.c.at < until)
+                 .group_by(month))
+        return {m: n for m, n in self.tx.all(query)}
+
+    def holds_in_force(self, now: dt.datetime) -> list[tuple[str, str, int, int]]:
+        """(hold, end month, subjects, fields) of the held fields whose hold has not ended."""
+        month = month_of(_H.c.until, self.dialect)
+        query = (select(_H.c.hold, month, func.count(func.distinct(_H.c.subject_id)), func.count())
+                 .where(_H.c.until > now).group_by(_H.c.hold, month))
+        return [tuple(row) for row in self.tx.all(query)]  # type: ignore[misc]
+
+    def consent_by_month(self, since: dt.datetime, until: dt.datetime, statuses: Sequence[str]
+                         ) -> list[tuple[str, str, str, int]]:
+        """(purpose, month, status, events) of the ledger's events in [since, until)."""
+        month = month_of(_CE.c.recorded_at, self.dialect)
+        query = (select(_CE.c.purpose, month, _CE.c.status, func.count())
+                 .where(_CE.c.recorded_at >= since, _CE.c.recorded_at < until, _CE.c.status.in_(list(statuses)))
+                 .group_by(_CE.c.purpose, month, _CE.c.status))
+        return [tuple(row) for row in self.tx.all(query)]  # type: ignore[misc]
+
+    def requests_open(self, open_statuses: Sequence[str], now: dt.datetime) -> list[tuple[str, int, int]]:
+        """(type, open, overdue) of the requests still open: overdue past the (extended) deadline."""
+        deadline = func.coalesce(_R.c.extended_until, _R.c.due_at)
+        late = func.coalesce(func.sum(case((deadline < now, 1), else_=0)), 0)
+        query = (select(_R.c.type, func.count(), late).where(_R.c.status.in_(list(open_statuses)))
+                 .group_by(_R.c.type))
+        return [(t, int(n), int(o)) for t, n, o in self.tx.all(query)]
