@@ -16,6 +16,7 @@ from flask.cli import with_appcontext
 
 from api.demo import load_demo
 from api.ratelimits import purge_expired
+from api.reports.cli import reports
 from api.services import current, unit_of_work
 from api.settings import replace_instance_master_key
 from privacy.apikeys import create_key, list_keys, parse_scopes, revoke_key
@@ -224,5 +225,5 @@ def demo(members: int) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the project's commands to ``app.cli`` (so ``privacy`` and tests see them)."""
-    for command in (keys, audit, connectors, scheduler, demo):
+    for command in (keys, audit, connectors, scheduler, demo, reports):
         app.cli.add_command(command)

@@ -70,5 +70,4 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
-SECTIONS = ("held", "age", "due", "removed", "erasures", "holds", "consent", "requests")
 SECURITY = ("sec_encryption", "sec_blind_index", "sec_chains", "sec_api_keys", "sec_tls")

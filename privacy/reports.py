@@ -34,6 +34,8 @@ from privacy.requests.states import OPEN
 from privacy.storage.repositories.reports import ReportRepository
 
 Figure = tuple[str, str, str, str, int]
+SECTIONS = ("held", "age", "due", "removed", "erasures", "holds", "consent", "requests")
+"""The report's sections, in the order every format gives them."""
 AGE_BUCKETS = (("lt_30d", 30), ("30_180d", 180), ("180_365d", 365), ("1_2y", 730), ("gt_2y", None))
 DUE_WINDOWS = (("due_30d", 30), ("due_90d", 90))
 SWEEP_ACTIONS = ("delete", "anonymise", "minimise")
@@ -65,7 +67,7 @@ def retention_figures(repo: ReportRepository, policy: Policy, period: Period, no
                 for purpose, month, status, n in repo.consent_by_month(period.since, period.until, tuple(measure))]
     figures += [("requests", type_, "", measure, n) for type_, opened, late in repo.requests_open(OPEN, now)
                 for measure, n in (("open", opened), ("overdue", late))]
-    return sorted(figures)
+    return sorted(figures, key=lambda f: (SECTIONS.index(f[0]), *f[1:]))
 
 
 def _held(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:

@@ -6,13 +6,15 @@ import csv
 import functools
 import io
 import json
+import warnings
 from collections import defaultdict
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from exports.report_texts import LANGUAGES, SECTIONS, TEXTS
+from exports.report_texts import LANGUAGES, TEXTS
 from exports.reports.retention import COLUMNS
+from privacy.reports import SECTIONS
 
 CONTENT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8",
                  "pdf": "application/pdf"}
@@ -55,8 +57,13 @@ def processing_html(record: dict[str, Any], lang: str) -> str:
 
 
 def to_pdf(html: str) -> bytes:
-    """The HTML printed by WeasyPrint (imported here: it loads Pango, which only PDFs need)."""
-    from weasyprint import HTML
+    """The HTML printed by WeasyPrint (imported here: it loads Pango, which only PDFs need).
+
+    Without libharfbuzz-subset0 (CI installs it) WeasyPrint subsets fonts with fontTools and
+    warns that a future version will need the library: the PDF is the same either way."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "HarfBuzz-Subset", DeprecationWarning)
+        from weasyprint import HTML
 
     pdf: bytes = HTML(string=html).write_pdf()
     return pdf

@@ -53,8 +53,8 @@ class ReportRepository:
         uses = or_(false(), *[and_(_CS.c.purpose == code, _F.c.name.in_(list(names)))
                               for code, names in purpose_fields.items() if names])
         category = case(categories, value=_F.c.name, else_=literal("other"))
-        bucket = case(*[(_S.c.created_at > bound, literal(label)) for bound, label in zip(bounds, labels, strict=False)],
-                      else_=literal(labels[-1]))
+        newer = [(_S.c.created_at > bound, literal(label)) for bound, label in zip(bounds, labels, strict=False)]
+        bucket = case(*newer, else_=literal(labels[-1]))
         query = (select(_CS.c.purpose, category, bucket, func.count(func.distinct(_S.c.id)), func.count())
                  .select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id).join(_F, _F.c.subject_id == _S.c.id))
                  .where(_S.c.shredded_at.is_(None), uses).group_by(_CS.c.purpose, category, bucket))
