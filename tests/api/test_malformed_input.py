@@ -616,6 +616,21 @@ def connector_cases() -> Iterator[Case]:
                status=(200,), html=True)
 
 
+def report_cases() -> Iterator[Case]:
+    retention, processing = "/v1/reports/retention", "/v1/reports/processing"
+    for label, query in [("format-unknown", "?format=docx"), ("format-NUL", "?format=%00"), ("lang-unknown", "?lang=fi"),
+                         ("since-not-a-time", "?since=yesterday"), ("since-naive", "?since=2026-01-01T00:00:00"),
+                         ("since-after-until", "?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z"),
+                         ("until-5000-digits", "?until=" + "9" * 5000)]:
+        yield Case("report-retention", label, "GET", retention + query, "officer", names=(label.split("-")[0],))
+    yield Case("report-retention", "writer-scope-refused", "GET", retention, "writer", status=(403,))
+    yield Case("report-retention", "unknown-query-param-accepted-ignored", "GET", retention + "?colour=red",
+               "officer", status=(200,))
+    for label, query in [("format-csv-not-offered", "?format=csv"), ("lang-NUL", "?lang=%00")]:
+        yield Case("report-processing", label, "GET", processing + query, "officer", names=(label.split("-")[0],))
+    yield Case("report-processing", "reader-scope-refused", "GET", processing, "reader", status=(403,))
+
+
 def other_cases() -> Iterator[Case]:
     yield Case("audit-verify", "unknown-query-param-accepted-ignored", "GET", "/v1/audit/verify?verbose=%00",
                "admin", status=(200,))
@@ -636,7 +651,7 @@ def other_cases() -> Iterator[Case]:
 
 
 CASES = [*syntax_cases(), *consent_cases(), *check_cases(), *purpose_cases(), *lookup_cases(),
-         *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(),
+         *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(), *report_cases(),
          *other_cases()]
 
 
