@@ -67,6 +67,7 @@ CHECKED_BY_THE_SERVICE: dict[str, list[tuple[str, str]]] = {
         (r"purposes\.\d+", CATALOGUE_PURPOSE),
     ],
     "PUT /v1/purposes/{code}": [(r"fields\[\d+\]", CATALOGUE_FIELD.split(",")[0])],
+    "GET /v1/reports/retention": [(r"since", "must be before until (a rule across two parameters)")],
 }
 
 
