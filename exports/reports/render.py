@@ -85,5 +85,13 @@ def render_retention(report: dict[str, Any], fmt: str, lang: str) -> bytes:
 def render_processing(record: dict[str, Any], fmt: str) -> bytes:
     if fmt == "json":
         return to_json(record)
-    html = processing_html(record, record["language"])
+    return _processing_file(json.dumps(record, sort_keys=True), fmt)
+
+
+@functools.lru_cache(maxsize=8)
+def _processing_file(record: str, fmt: str) -> bytes:
+    """The record changes only with the policy file: its page and PDF (a second or so of
+    WeasyPrint) are made once per text and language."""
+    data = json.loads(record)
+    html = processing_html(data, data["language"])
     return html.encode() if fmt == "html" else to_pdf(html)
