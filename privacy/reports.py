@@ -71,21 +71,32 @@ def retention_figures(repo: ReportRepository, policy: Policy, period: Period, no
 
 
 def _held(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
-    purpose_fields = {p.code: p.fields for p in policy.purposes}
-    categories = {name: spec.category for name, spec in policy.fields.items()}
+    """Subjects and fields per purpose and category, and the fields' ages, from the groups of
+    subjects sharing an age bucket, a set of purposes and a set of fields (few groups)."""
+    codes = [p.code for p in policy.purposes]
+    names = sorted(policy.fields)
+    if len(codes) > 62 or len(names) > 62:
+        raise ValueError("the report counts at most 62 purposes and 62 fields (as bits of one integer)")
+    bit = {name: 1 << i for i, name in enumerate(names)}
+    categories = sorted({spec.category for spec in policy.fields.values()})
+    in_category = {c: sum(bit[n] for n in names if policy.fields[n].category == c) for c in categories}
+    uses = {p.code: sum(bit[f] for f in p.fields if f in bit) for p in policy.purposes}
     bounds = [now - dt.timedelta(days=days) for _, days in AGE_BUCKETS if days is not None]
-    rows = repo.held_by_age(purpose_fields, categories, bounds, [label for label, _ in AGE_BUCKETS])
-    subjects: dict[tuple[str, str], int] = defaultdict(int)
-    fields: dict[tuple[str, str], int] = defaultdict(int)
-    out: list[Figure] = []
-    for purpose, category, bucket, n_subjects, n_fields in rows:
-        subjects[purpose, category] += n_subjects  # a subject is in one age bucket only
-        fields[purpose, category] += n_fields
-        out.append(("age", purpose, category, bucket, n_fields))
-    out += [("held", p, c, "subjects", n) for (p, c), n in subjects.items()]
-    out += [("held", p, c, "fields", n) for (p, c), n in fields.items()]
-    out += [("held", p, "", "subjects", n) for p, n in repo.subjects_by_purpose().items()]
-    return out
+    groups = repo.held_groups({code: 1 << i for i, code in enumerate(codes)}, bit, bounds,
+                              [label for label, _ in AGE_BUCKETS])
+    counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for bucket, purposes, fields, n in groups:
+        for i, code in enumerate(codes):
+            if not purposes & (1 << i):
+                continue
+            counts["held", code, "", "subjects"] += n
+            for category, mask in in_category.items():
+                held = (fields & uses[code] & mask).bit_count()
+                if held:
+                    counts["held", code, category, "subjects"] += n
+                    counts["held", code, category, "fields"] += n * held
+                    counts["age", code, category, bucket] += n * held
+    return [(section, code, category, measure, n) for (section, code, category, measure), n in counts.items()]
 
 
 def due_windows(period_days: int, now: dt.datetime) -> dict[str, tuple[dt.datetime, dt.datetime]]:

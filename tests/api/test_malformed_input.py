@@ -618,8 +618,9 @@ def connector_cases() -> Iterator[Case]:
 
 def report_cases() -> Iterator[Case]:
     retention, processing = "/v1/reports/retention", "/v1/reports/processing"
-    for label, query in [("format-unknown", "?format=docx"), ("format-NUL", "?format=%00"), ("lang-unknown", "?lang=fi"),
-                         ("since-not-a-time", "?since=yesterday"), ("since-naive", "?since=2026-01-01T00:00:00"),
+    for label, query in [("format-unknown", "?format=docx"), ("format-NUL", "?format=%00"),
+                         ("lang-unknown", "?lang=fi"), ("since-not-a-time", "?since=yesterday"),
+                         ("since-naive", "?since=2026-01-01T00:00:00"),
                          ("since-after-until", "?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z"),
                          ("until-5000-digits", "?until=" + "9" * 5000)]:
         yield Case("report-retention", label, "GET", retention + query, "officer", names=(label.split("-")[0],))

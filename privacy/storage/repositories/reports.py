@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, false, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, select
 
 from privacy.storage.models import AuditEntry, ConsentEvent, ConsentState, DataRequest, HeldField, Subject, SubjectField
 from privacy.storage.statements import AnyTransaction, as_transaction
@@ -45,26 +45,28 @@ class ReportRepository:
         self.tx = as_transaction(tx)
         self.dialect = dialect
 
-    def held_by_age(self, purpose_fields: Mapping[str, Sequence[str]], categories: Mapping[str, str],
-                    bounds: Sequence[dt.datetime], labels: Sequence[str]) -> list[tuple[str, str, str, int, int]]:
-        """(purpose, category, age bucket, subjects, fields) for the fields each purpose uses,
-        of live subjects with a consent state for it; ``bounds`` are the buckets' newest
-        creation times, newest first, and ``labels`` one more than ``bounds``."""
-        uses = or_(false(), *[and_(_CS.c.purpose == code, _F.c.name.in_(list(names)))
-                              for code, names in purpose_fields.items() if names])
-        category = case(categories, value=_F.c.name, else_=literal("other"))
+    def held_groups(self, purpose_bits: Mapping[str, int], field_bits: Mapping[str, int],
+                    bounds: Sequence[dt.datetime], labels: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(age bucket, purposes mask, fields mask, subjects): the live subjects grouped by the
+        age of their record (``bounds`` are the buckets' newest creation times, newest first,
+        ``labels`` one more than ``bounds``), the set of purposes they have a consent state
+        for and the set of fields they have, each set as a sum of distinct bits.
+
+        Each subject's two sets are summed over its own rows (primary-key ranges), so the one
+        grouping left is over small integers: a three-way join of states and fields would
+        make (purposes x fields) rows per subject and sort them by strings."""
         newer = [(_S.c.created_at > bound, literal(label)) for bound, label in zip(bounds, labels, strict=False)]
         bucket = case(*newer, else_=literal(labels[-1]))
-        query = (select(_CS.c.purpose, category, bucket, func.count(func.distinct(_S.c.id)), func.count())
-                 .select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id).join(_F, _F.c.subject_id == _S.c.id))
-                 .where(_S.c.shredded_at.is_(None), uses).group_by(_CS.c.purpose, category, bucket))
-        return [tuple(row) for row in self.tx.all(query)]  # type: ignore[misc]
-
-    def subjects_by_purpose(self) -> dict[str, int]:
-        """Live subjects with a consent state (any status) per purpose."""
-        query = (select(_CS.c.purpose, func.count()).select_from(_CS.join(_S, _S.c.id == _CS.c.subject_id))
-                 .where(_S.c.shredded_at.is_(None)).group_by(_CS.c.purpose))
-        return {purpose: n for purpose, n in self.tx.all(query)}
+        purposes = (select(func.sum(case(dict(purpose_bits), value=_CS.c.purpose, else_=0)))
+                    .where(_CS.c.subject_id == _S.c.id).scalar_subquery())
+        fields = (select(func.sum(case(dict(field_bits), value=_F.c.name, else_=0)))
+                  .where(_F.c.subject_id == _S.c.id).scalar_subquery())
+        per_subject = (select(bucket.label("bucket"), purposes.label("purposes"), fields.label("fields"))
+                       .where(_S.c.shredded_at.is_(None)).subquery())
+        c = per_subject.c
+        query = (select(c.bucket, c.purposes, c.fields, func.count()).where(c.purposes > 0)
+                 .group_by(c.bucket, c.purposes, c.fields))
+        return [(b, int(p), int(f or 0), int(n)) for b, p, f, n in self.tx.all(query)]
 
     def falling_due(self, purpose: str, after: str, windows: Mapping[str, tuple[dt.datetime, dt.datetime]]
                     ) -> dict[str, int]:
