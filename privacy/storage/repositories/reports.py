@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import and_, case, func, literal, literal_column, select
 
 from privacy.storage.models import AuditEntry, ConsentEvent, ConsentState, DataRequest, HeldField, Subject, SubjectField
 from privacy.storage.statements import AnyTransaction, as_transaction
@@ -32,10 +32,12 @@ REFERENCE_STATUSES: dict[str, tuple[str, ...] | None] = {
 
 
 def month_of(column: Any, dialect: str) -> Any:
-    """``YYYY-MM`` of a UTC time column, in the database's own dialect."""
+    """``YYYY-MM`` of a UTC time column, in the database's own dialect. The formats are
+    written into the SQL, not bound: PostgreSQL takes ``GROUP BY`` on an expression only
+    when it is the very expression selected, and two binds of one value are not."""
     if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
-    return func.strftime("%Y-%m", column)
+        return func.to_char(func.timezone(literal_column("'UTC'"), column), literal_column("'YYYY-MM'"))
+    return func.strftime(literal_column("'%Y-%m'"), column)
 
 
 class ReportRepository:
