@@ -86,7 +86,7 @@ def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient
 def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     scheduler = build_scheduler(app)
     assert sorted(j.id for j in scheduler.get_jobs()) == [
-        "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks", "process_requests",
+        "deadline_watch", "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks", "process_requests",
         "purge_confirmations", "purge_idempotency_keys", "purge_packages", "reconcile_connectors",
         "release_legal_holds", "send_mail"]
     assert run_job(app, "expire_consents", expire_consents) == 0
