@@ -60,7 +60,8 @@ def digest(ctx: PrivacyContext, now: dt.datetime) -> Digest:
     return Digest(due_soon=[_row(r) for r in soon], overdue=[_row(r) for r in overdue], failed=failed)
 
 
-def _mail(to: str, found: Digest, ctx: PrivacyContext, now: dt.datetime) -> OutgoingMail:
+def officer_mail(to: str, found: Digest, ctx: PrivacyContext, now: dt.datetime) -> OutgoingMail:
+    """The officers' mail about ``found``: ids, types, deadlines (local), system names and counts."""
     zone = controller_time_zone(ctx.policy.controller)
 
     def rows(items: list[tuple[str, str, dt.datetime]]) -> str:
@@ -99,5 +100,5 @@ def watch(ctx: PrivacyContext, now: dt.datetime) -> int:
     if found.empty():
         return 0
     with ctx.database.unit_of_work() as session:
-        OutboxRepository(session).add([sealed_service_mail(ctx.crypto, _mail(to, found, ctx, now), now)])
+        OutboxRepository(session).add([sealed_service_mail(ctx.crypto, officer_mail(to, found, ctx, now), now)])
     return 1

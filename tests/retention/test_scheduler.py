@@ -57,7 +57,8 @@ def test_a_daily_time_is_local_wall_clock_time_across_daylight_saving() -> None:
 
 
 def test_schedules_come_from_the_policy_file_with_defaults() -> None:
-    policy = parse_policy(POLICY_HEAD + "scheduler: {jobs: {retention_sweep: {at: '03:30'}, send_mail: {every_s: 10}}}\n")
+    policy = parse_policy(POLICY_HEAD + "scheduler: {jobs: {retention_sweep: {at: '03:30'},\n"
+                                        "                   send_mail: {every_s: 10}}}\n")
     assert schedule_of("send_mail", dt.timedelta(seconds=5), policy).describe() == "every 10 s"
     assert schedule_of("retention_sweep", dt.timedelta(hours=24), policy).describe() == \
         "daily at 03:30 Europe/Stockholm"
