@@ -44,9 +44,10 @@ class JobRunRecord:
 
 
 def _insert(dialect: Any) -> Any:
-    """The dialect's ``INSERT … ON CONFLICT DO NOTHING`` on ``job_runs``."""
+    """The dialect's ``INSERT … ON CONFLICT DO NOTHING RETURNING job`` on ``job_runs`` (the
+    row count of such an insert is not reliable across drivers; a returned row is)."""
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-    return insert(_J).on_conflict_do_nothing(index_elements=["job", "tick"])
+    return insert(_J).on_conflict_do_nothing(index_elements=["job", "tick"]).returning(_J.c.job)
 
 
 class JobRunRepository:
@@ -57,10 +58,10 @@ class JobRunRepository:
 
     def claim(self, job: str, tick: dt.datetime, owner: str, now: dt.datetime) -> bool:
         """Claim the run of ``job`` at ``tick``; True if this call inserted its row."""
-        result = self.tx.execute(_insert(self.tx.dialect), {  # type: ignore[attr-defined]
+        row = self.tx.first(_insert(self.tx.dialect), {  # type: ignore[attr-defined]
             "job": job, "tick": tick, "owner": owner, "started_at": now, "finished_at": None,
             "outcome": "running", "count": None, "error": None})
-        return bool(result.rowcount == 1)
+        return row is not None  # a row comes back only from the insert that took it
 
     def finish(self, job: str, tick: dt.datetime, now: dt.datetime, count: int | None, error: str | None) -> None:
         """Record how the claimed run ended: ``ok`` with its count, or ``failed`` with its error."""
