@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import text
 
 from api.services import current
 from privacy.policy.file import DEFAULT_POLICY_FILE
 from privacy.storage.repositories.jobs import JobRunRecord, JobRunRepository
+from retention.leader import LOCK_ID, Leadership
 from tests.conftest import MASTER_KEY, PG_URL, PUBLIC_URL
 
 pytestmark = pytest.mark.slow
@@ -90,3 +92,24 @@ def test_sigterm_ends_the_scheduler_after_the_job_in_hand(app: Flask, tmp_path: 
     finally:
         assert _stop(process) == 0, (tmp_path / "only.log").read_text()
     assert all(r.outcome == "ok" for r in _runs(app))
+
+
+@pytest.mark.skipif(not PG_URL, reason="the leader lock is PostgreSQL's (PRIVACY_TEST_DATABASE_URL)")
+def test_a_dropped_lock_connection_ends_the_lead_and_another_takes_it(app: Flask) -> None:
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    first, second = Leadership(url), Leadership(url)
+    try:
+        assert first.poll() and not second.poll()
+        assert first.poll() and not second.poll()  # the leader keeps leading
+        with app.app_context():
+            session = current().database.session
+            session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_locks "
+                                 "WHERE locktype = 'advisory' AND objid = :low"), {"low": LOCK_ID & 0xFFFFFFFF})
+            session.commit()
+            session.remove()
+        assert not first.poll()  # the connection is gone: no longer leading
+        assert second.poll()
+        assert not first.poll()  # it reconnects, and follows
+    finally:
+        first.stop()
+        second.stop()
