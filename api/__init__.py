@@ -24,6 +24,7 @@ from api.db import db
 from api.docs import Api
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
+from api.jobs.routes import blp as jobs_blp
 from api.jsonio import FastJSONProvider
 from api.logs import install_log_guards
 from api.purposes.routes import blp as purposes_blp
@@ -88,7 +89,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.register_field(StrictBoolean, "boolean", None)
     for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp,
-                connectors_blp):
+                connectors_blp, jobs_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
     register_commands(app)

@@ -12,6 +12,7 @@ from privacy.context import PrivacyContext
 from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
+from privacy.requests.watch import watch
 from privacy.requests.workflow import WorkflowService
 from privacy.tasks.reconcile import Reconciler
 from privacy.tasks.service import TaskService
@@ -79,6 +80,14 @@ def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
 def forget_finished_tasks(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Destroy the keys of failed connector tasks 30 days after they ended (whom they looked for)."""
     return _logged(TaskService(ctx).forget_finished(now), "tasks: keys of %d finished tasks destroyed")
+
+
+def deadline_watch(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Mail the officers, once a day at most, the requests due within a week, the overdue ones
+    and the systems whose tasks failed (hourly, so a day's mail goes out early in the day)."""
+    return _logged(watch(ctx, now), "deadline watch: %d mail to the officers queued")
+
+
 def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Compare each connected system's marketing opt-in state with the ledger and store the
     report (officers read it at ``GET /v1/connectors/reconciliations``); report only, it
@@ -106,4 +115,5 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
     "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
     "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
+    "deadline_watch": (deadline_watch, dt.timedelta(hours=1)),
 }

@@ -134,6 +134,7 @@ class Crypto:
         self.master_key_id = key_fingerprint(master_key)
         self._index_key: bytes | None = None
         self._link_key: bytes | None = None
+        self._service_key: bytes | None = None
         self._signing_key: Ed25519PrivateKey | None = None
         self._signer: nacl.signing.SigningKey | None = None
         self._signing_kid: str | None = None
@@ -191,6 +192,7 @@ class Crypto:
         root = self.unwrap_secret(self.INDEX_ROOT, entries[self.INDEX_ROOT].wrapped)
         self._index_key = _hkdf(root, "privacy blind-index v1 email")
         self._link_key = _hkdf(root, "privacy withdraw-link v1")
+        self._service_key = _hkdf(root, "privacy service-mail v1")
         signing = entries[self.SIGNING_KEY]
         seed = self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
         self._signing_key = Ed25519PrivateKey.from_private_bytes(seed)
@@ -229,6 +231,11 @@ class Crypto:
     def request_key(self, request: KeyOwner) -> bytes:
         """Unwrap a request's key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(request, "key of request", "request", f"rdek|{request.id}")
+
+    def service_key(self) -> bytes:
+        """The key of the service's own mails (to its officers: no subject or request owns
+        them); derived from the keyring, so it outlives a master key rotation."""
+        return self._require(self._service_key)
 
     def new_task_key(self, task_id: str) -> tuple[bytes, bytes]:
         """A fresh key for one connected system's task (whom it looks for), destroyed when it ends."""

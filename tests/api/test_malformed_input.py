@@ -616,6 +616,14 @@ def connector_cases() -> Iterator[Case]:
                status=(200,), html=True)
 
 
+def job_cases() -> Iterator[Case]:
+    yield Case("jobs", "unknown-query-param-accepted-ignored", "GET", "/v1/jobs?colour=%00", "officer",
+               status=(200,))
+    yield Case("jobs", "broken-json-body-accepted-ignored", "GET", "/v1/jobs", "officer", data=b'{"broken',
+               content_type=J, status=(200,))
+    yield Case("jobs", "reader-scope-refused", "GET", "/v1/jobs", "reader", status=(403,))
+
+
 def other_cases() -> Iterator[Case]:
     yield Case("audit-verify", "unknown-query-param-accepted-ignored", "GET", "/v1/audit/verify?verbose=%00",
                "admin", status=(200,))
@@ -637,7 +645,7 @@ def other_cases() -> Iterator[Case]:
 
 CASES = [*syntax_cases(), *consent_cases(), *check_cases(), *purpose_cases(), *lookup_cases(),
          *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(),
-         *other_cases()]
+         *job_cases(), *other_cases()]
 
 
 def _params() -> list[Any]:
