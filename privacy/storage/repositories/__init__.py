@@ -10,6 +10,7 @@
 | ``idempotency`` | :class:`IdempotencyRepository` | idempotency_keys |
 | ``requests`` | :class:`RequestRepository` | requests, request_tokens, request_tasks, packages |
 | ``keys`` | :class:`KeyRepository` | master_keys, keyring |
+| ``retention`` | :class:`RetentionRepository` | retention_runs, anonymised_records (and the sweep's selection) |
 
 A repository is built on a transaction: a raw one (:meth:`Database.raw_read`,
 :meth:`Database.raw_write`, the sign-up's fast path, statements compiled once and run on
