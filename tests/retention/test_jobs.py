@@ -88,5 +88,5 @@ def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     assert sorted(j.id for j in scheduler.get_jobs()) == [
         "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks", "process_requests",
         "purge_confirmations", "purge_idempotency_keys", "purge_packages", "reconcile_connectors",
-        "release_legal_holds", "send_mail"]
+        "release_legal_holds", "retention_sweep", "send_mail"]
     assert run_job(app, "expire_consents", expire_consents) == 0
