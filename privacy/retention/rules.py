@@ -45,8 +45,12 @@ class Rule:
     action: str
 
     def cutoff(self, as_of: dt.datetime) -> dt.datetime:
-        """Reference times at or before this make the rule fire at ``as_of``."""
-        return as_of - dt.timedelta(days=self.period_days)
+        """Reference times at or before this make the rule fire at ``as_of`` (the earliest
+        time there is when ``as_of`` is too early to count back from)."""
+        try:
+            return as_of - dt.timedelta(days=self.period_days)
+        except OverflowError:
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def rules_of(purposes: Mapping[str, PurposeDef]) -> list[Rule]:

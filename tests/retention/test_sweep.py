@@ -207,3 +207,15 @@ def test_should_stop_leaves_the_run_resumable(app: Flask, client: FlaskClient, w
     first = sweep(app, days=31, batch_size=1, should_stop=lambda: next(seen))
     assert first["stopped"] and first["subjects"]["deleted"] == 1 and audits(app) == []
     assert sweep(app, days=31, batch_size=1)["subjects"]["deleted"] == 3
+
+
+def test_a_sweep_as_of_the_first_years_fires_nothing(app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+    import datetime as dt
+
+    from api.services import current
+    from privacy.retention.sweep import RetentionService
+
+    sid = sign_up(client, writer, ANNA, {"loyalty_club": True}, **MEMBER)
+    with app.app_context():
+        summary = RetentionService(current()).run(dt.datetime(1, 1, 2, tzinfo=dt.UTC), True, "test")
+    assert summary["would_go"] == [] and exists(app, sid)
