@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.crypto.rotation import rotate_master
 from privacy.errors import ServiceError
 from privacy.ledger import verification
+from privacy.retention.sweep import RetentionService
 from privacy.tasks.reconcile import DRIFT_KINDS, Reconciler
 from privacy.tasks.service import TaskService
 from retention import stopping
@@ -186,6 +188,29 @@ def connectors_reconcile(repair: bool) -> None:
     click.echo("total: " + ", ".join(f"{key} {value}" for key, value in totals.items()) + f" (run {report.id})")
 
 
+@click.group()
+def retention() -> None:
+    """Retention rules and minimisation."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="change nothing; list what would go")
+@click.option("--as-of", type=click.DateTime(), default=None, help="the date to sweep as of (UTC; default now)")
+@click.option("--batch-size", default=500, show_default=True)
+@with_appcontext
+def retention_run(dry_run: bool, as_of: dt.datetime | None, batch_size: int) -> None:
+    """Sweep every subject against the purposes' retention rules; prints the summary."""
+    ctx = current()
+    when = as_of.replace(tzinfo=dt.UTC) if as_of else ctx.clock()
+    with click.progressbar(length=0, label="retention sweep (batches)", file=sys.stderr) as bar:
+        summary = RetentionService(ctx).run(when, dry_run, CLI_ACTOR, batch_size=batch_size, progress=bar.update)
+    for item in summary.get("would_go", []):
+        click.echo(f"would {item['action']} {item['subject_id']} ({item['purpose']}): {', '.join(item['fields'])}")
+    if summary.get("would_go_total", 0) > len(summary.get("would_go", [])):
+        click.echo(f"only the first {len(summary['would_go'])} of {summary['would_go_total']} are listed")
+    click.echo(json.dumps({k: v for k, v in summary.items() if k != "would_go"}, sort_keys=True))
+
+
 def _print_jobs() -> None:
     """One line per scheduled job: id, schedule, newest run and its outcome, next run."""
     for job in listing(current(), all_jobs(SHELL_JOBS), current().clock()):
@@ -263,5 +288,5 @@ def demo(members: int) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the project's commands to ``app.cli`` (so ``privacy`` and tests see them)."""
-    for command in (keys, audit, connectors, scheduler, jobs, demo):
+    for command in (keys, audit, connectors, scheduler, jobs, demo, retention):
         app.cli.add_command(command)

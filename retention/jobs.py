@@ -14,8 +14,10 @@ from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
 from privacy.requests.watch import watch
 from privacy.requests.workflow import WorkflowService
+from privacy.retention.sweep import RetentionService
 from privacy.tasks.reconcile import Reconciler
 from privacy.tasks.service import TaskService
+from retention import stopping
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,17 @@ def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
     return totals["drifts"]
 
 
+def retention_sweep(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Enforce the purposes' retention rules and minimise (resumes a sweep left unfinished;
+    stops between batches when the scheduler is asked to stop). Returns the subjects
+    deleted or anonymised."""
+    summary = RetentionService(ctx).run(now, False, "scheduler", should_stop=stopping.stopping.is_set)
+    done = summary["subjects"]["deleted"] + summary["subjects"]["anonymised"]
+    log.info("retention: %d subjects deleted, %d anonymised, %d fields removed%s", summary["subjects"]["deleted"],
+             summary["subjects"]["anonymised"], summary["fields_removed"], " (stopped)" if summary["stopped"] else "")
+    return int(done)
+
+
 JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
@@ -116,4 +129,5 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
     "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
     "deadline_watch": (deadline_watch, dt.timedelta(hours=1)),
+    "retention_sweep": (retention_sweep, dt.timedelta(hours=24)),
 }

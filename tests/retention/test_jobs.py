@@ -89,5 +89,5 @@ def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     assert sorted(ids) == sorted(JOBS) and len(set(ids)) == len(ids)
     assert {"deadline_watch", "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks",
             "process_requests", "purge_confirmations", "purge_idempotency_keys", "purge_packages",
-            "reconcile_connectors", "release_legal_holds", "send_mail"} <= set(JOBS)
+            "reconcile_connectors", "release_legal_holds", "retention_sweep", "send_mail"} <= set(JOBS)
     assert run_job(app, "expire_consents", expire_consents) == 0

@@ -11,6 +11,7 @@
 | ``requests`` | :class:`RequestRepository` | requests, request_tokens, request_tasks, packages |
 | ``keys`` | :class:`KeyRepository` | master_keys, keyring |
 | ``jobs`` | :class:`JobRunRepository` | job_runs |
+| ``retention`` | :class:`RetentionRepository` | retention_runs, anonymised_records (and the sweep's selection) |
 
 A repository is built on a transaction: a raw one (:meth:`Database.raw_read`,
 :meth:`Database.raw_write`, the sign-up's fast path, statements compiled once and run on
