@@ -24,12 +24,14 @@ from api.db import db
 from api.docs import Api
 from api.errors import register_error_handlers
 from api.health.routes import blp as health_blp
+from api.jobs.routes import blp as jobs_blp
 from api.jsonio import FastJSONProvider
 from api.logs import install_log_guards
 from api.purposes.routes import blp as purposes_blp
 from api.receipts.routes import blp as receipts_blp
 from api.reports.routes import blp as reports_blp
 from api.requests.routes import blp as requests_blp
+from api.retention.routes import blp as retention_blp
 from api.schema_fields import StrictBoolean
 from api.settings import load_settings, master_key_from_instance
 from api.subjects.routes import blp as subjects_blp
@@ -89,7 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     api.register_field(StrictBoolean, "boolean", None)
     for blp in (health_blp, purposes_blp, consents_blp, subjects_blp, receipts_blp, audit_blp, requests_blp,
-                connectors_blp, reports_blp):
+                connectors_blp, jobs_blp, retention_blp, reports_blp):
         api.register_blueprint(blp)
     register_error_handlers(app)
     register_commands(app)

@@ -9,13 +9,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from api.demo import load_demo
-from api.ratelimits import purge_expired
+from api.jobs.registry import SHELL_JOBS
 from api.reports.cli import reports
 from api.services import current, unit_of_work
 from api.settings import replace_instance_master_key
@@ -25,9 +26,13 @@ from privacy.crypto.keys import Crypto, parse_master_key
 from privacy.crypto.rotation import rotate_master
 from privacy.errors import ServiceError
 from privacy.ledger import verification
+from privacy.retention.sweep import RetentionService
 from privacy.tasks.reconcile import DRIFT_KINDS, Reconciler
 from privacy.tasks.service import TaskService
-from retention.scheduler import build_runner, build_scheduler
+from retention import stopping
+from retention.leader import Leadership
+from retention.scheduler import all_jobs, build_runner, build_scheduler
+from retention.schedules import listing
 
 CLI_ACTOR = "cli:" + (os.environ.get("SUDO_USER") or os.environ.get("USER") or "operator")
 
@@ -184,29 +189,88 @@ def connectors_reconcile(repair: bool) -> None:
     click.echo("total: " + ", ".join(f"{key} {value}" for key, value in totals.items()) + f" (run {report.id})")
 
 
-@click.command("scheduler")
+@click.group()
+def retention() -> None:
+    """Retention rules and minimisation."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="change nothing; list what would go")
+@click.option("--as-of", type=click.DateTime(), default=None, help="the date to sweep as of (UTC; default now)")
+@click.option("--batch-size", default=500, show_default=True)
 @with_appcontext
-def scheduler() -> None:
+def retention_run(dry_run: bool, as_of: dt.datetime | None, batch_size: int) -> None:
+    """Sweep every subject against the purposes' retention rules; prints the summary."""
+    ctx = current()
+    when = as_of.replace(tzinfo=dt.UTC) if as_of else ctx.clock()
+    with click.progressbar(length=0, label="retention sweep (batches)", file=sys.stderr) as bar:
+        summary = RetentionService(ctx).run(when, dry_run, CLI_ACTOR, batch_size=batch_size, progress=bar.update)
+    for item in summary.get("would_go", []):
+        click.echo(f"would {item['action']} {item['subject_id']} ({item['purpose']}): {', '.join(item['fields'])}")
+    if summary.get("would_go_total", 0) > len(summary.get("would_go", [])):
+        click.echo(f"only the first {len(summary['would_go'])} of {summary['would_go_total']} are listed")
+    click.echo(json.dumps({k: v for k, v in summary.items() if k != "would_go"}, sort_keys=True))
+
+
+def _print_jobs() -> None:
+    """One line per scheduled job: id, schedule, newest run and its outcome, next run."""
+    for job in listing(current(), all_jobs(SHELL_JOBS), current().clock()):
+        last = f"{job['last_run_at']} {job['last_outcome']}" if job["last_run_at"] else "never run"
+        if job["last_count"] is not None:
+            last += f" ({job['last_count']})"
+        if job["last_error"]:
+            last += f": {job['last_error']}"
+        click.echo(f"{job['id']:<24} {job['schedule']:<36} last {last:<44} next {job['next_run_at']}")
+
+
+@click.command("jobs")
+@with_appcontext
+def jobs() -> None:
+    """List the scheduled jobs: schedule, last run and its outcome, next run."""
+    _print_jobs()
+
+
+@click.command("scheduler")
+@click.option("--list", "list_only", is_flag=True, help="list the jobs (as 'privacy jobs' does) and exit")
+@with_appcontext
+def scheduler(list_only: bool) -> None:
     """Run the scheduled jobs and the connected systems' tasks in the foreground.
 
-    The task runner's threads stop with the process; on SIGTERM (or Ctrl-C) the tasks in
-    hand finish and are recorded first. A task of a process killed outright is claimed
-    again when its lease runs out.
+    Every scheduler process runs tasks; on PostgreSQL only the one holding the leader lock
+    runs the jobs, and each run is claimed in ``job_runs`` first, so it runs once. On
+    SIGTERM (or Ctrl-C) the job and the tasks in hand finish and are recorded first. A task
+    of a process killed outright is claimed again when its lease runs out.
     """
+    if list_only:
+        _print_jobs()
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per run is noise
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    sched = build_scheduler(app, extra={"purge_rate_limits": (purge_expired, dt.timedelta(hours=1))})
+    leadership = Leadership(app.config["SQLALCHEMY_DATABASE_URI"],
+                            poll_s=float(os.environ.get("PRIVACY_LEADER_POLL_S") or 3))
+    sched = build_scheduler(app, extra=SHELL_JOBS, leadership=leadership)
     lease = os.environ.get("PRIVACY_TASK_LEASE_S")
     runner = build_runner(app, lease_s=float(lease) if lease else None)
+    leadership.start()
     dispatcher = runner.start()
-    signal.signal(signal.SIGTERM, lambda *_: sched.shutdown(wait=False))
+    signal.signal(signal.SIGTERM, lambda *_: _stop(sched))
     click.echo("scheduler running: " + ", ".join(job.id for job in sched.get_jobs())
-               + f"; tasks for {len(runner.connectors)} connected systems", err=True)
+               + f"; tasks for {len(runner.connectors)} connected systems"
+               + ("; leading the jobs" if leadership.leading.is_set() else "; waiting to lead the jobs"), err=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
+    _stop(sched)
+    leadership.stop()
     runner.stop()
     dispatcher.join()
+
+
+def _stop(sched: Any) -> None:
+    """Ask long jobs to stop between batches, and end the scheduler after the job in hand."""
+    stopping.stopping.set()
+    if sched.running:
+        sched.shutdown(wait=True)
 
 
 @click.command("demo")
@@ -225,5 +289,5 @@ def demo(members: int) -> None:
 
 def register_commands(app: Flask) -> None:
     """Add the project's commands to ``app.cli`` (so ``privacy`` and tests see them)."""
-    for command in (keys, audit, connectors, scheduler, demo, reports):
+    for command in (keys, audit, connectors, scheduler, jobs, demo, retention, reports):
         app.cli.add_command(command)

@@ -27,10 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import multiprocessing
-import gc
 import os
 import statistics
 import sys

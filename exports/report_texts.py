@@ -29,6 +29,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "delete": "Deleted", "anonymise": "Anonymised", "minimise": "Minimised",
         "after_collection": "collection", "after_last_activity": "the last activity",
         "after_withdrawal": "withdrawal of consent", "after_expiry": "expiry of consent",
+        "after_consent_expiry": "expiry of consent",
         "sec_encryption": "Every personal field encrypted with AES-GCM under a per-subject key; "
                           "the key is destroyed on erasure",
         "sec_blind_index": "E-mail addresses found by a keyed blind index, never stored in clear",
@@ -61,6 +62,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "delete": "Raderas", "anonymise": "Anonymiseras", "minimise": "Minimeras",
         "after_collection": "insamlingen", "after_last_activity": "senaste aktiviteten",
         "after_withdrawal": "återkallat samtycke", "after_expiry": "att samtycket löpt ut",
+        "after_consent_expiry": "att samtycket löpt ut",
         "sec_encryption": "Varje personuppgift krypterad med AES-GCM under en nyckel per registrerad; "
                           "nyckeln förstörs vid radering",
         "sec_blind_index": "E-postadresser hittas via ett nycklat blint index, lagras aldrig i klartext",

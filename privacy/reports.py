@@ -10,7 +10,8 @@ What the figures mean is decided here (the repository only counts):
   reference time plus ``period_days``: ``collection`` counts from ``subjects.created_at``,
   ``last_activity`` from ``subjects.last_activity_at`` (both for the subjects with a state
   for the purpose), ``withdrawal`` from the state's ``recorded_at`` when withdrawn or
-  declined, ``expiry`` from it when expired. ``due_30d`` and ``due_90d`` count what falls
+  declined, ``consent_expiry`` (or ``expiry``) from it when expired, as the sweeps of
+  :mod:`privacy.retention` count. ``due_30d`` and ``due_90d`` count what falls
   due within that many days from now (90 includes 30); ``past_due`` what is due already
   and still held (the next sweep's work);
 - ``removed``: what the sweeps of the period deleted, anonymised or minimised (audit

@@ -12,9 +12,12 @@ from privacy.context import PrivacyContext
 from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
+from privacy.requests.watch import watch
 from privacy.requests.workflow import WorkflowService
+from privacy.retention.sweep import RetentionService
 from privacy.tasks.reconcile import Reconciler
 from privacy.tasks.service import TaskService
+from retention import stopping
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,14 @@ def release_legal_holds(ctx: PrivacyContext, now: dt.datetime) -> int:
 def forget_finished_tasks(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Destroy the keys of failed connector tasks 30 days after they ended (whom they looked for)."""
     return _logged(TaskService(ctx).forget_finished(now), "tasks: keys of %d finished tasks destroyed")
+
+
+def deadline_watch(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Mail the officers, once a day at most, the requests due within a week, the overdue ones
+    and the systems whose tasks failed (hourly, so a day's mail goes out early in the day)."""
+    return _logged(watch(ctx, now), "deadline watch: %d mail to the officers queued")
+
+
 def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Compare each connected system's marketing opt-in state with the ledger and store the
     report (officers read it at ``GET /v1/connectors/reconciliations``); report only, it
@@ -94,6 +105,17 @@ def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
     return totals["drifts"]
 
 
+def retention_sweep(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Enforce the purposes' retention rules and minimise (resumes a sweep left unfinished;
+    stops between batches when the scheduler is asked to stop). Returns the subjects
+    deleted or anonymised."""
+    summary = RetentionService(ctx).run(now, False, "scheduler", should_stop=stopping.stopping.is_set)
+    done = summary["subjects"]["deleted"] + summary["subjects"]["anonymised"]
+    log.info("retention: %d subjects deleted, %d anonymised, %d fields removed%s", summary["subjects"]["deleted"],
+             summary["subjects"]["anonymised"], summary["fields_removed"], " (stopped)" if summary["stopped"] else "")
+    return int(done)
+
+
 JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "send_mail": (send_mail, dt.timedelta(seconds=5)),
     "expire_consents": (expire_consents, dt.timedelta(hours=1)),
@@ -106,4 +128,6 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "forget_closed_requests": (forget_closed_requests, dt.timedelta(hours=24)),
     "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
     "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
+    "deadline_watch": (deadline_watch, dt.timedelta(hours=1)),
+    "retention_sweep": (retention_sweep, dt.timedelta(hours=24)),
 }

@@ -134,6 +134,7 @@ class Crypto:
         self.master_key_id = key_fingerprint(master_key)
         self._index_key: bytes | None = None
         self._link_key: bytes | None = None
+        self._service_key: bytes | None = None
         self._signing_key: Ed25519PrivateKey | None = None
         self._signer: nacl.signing.SigningKey | None = None
         self._signing_kid: str | None = None
@@ -191,6 +192,7 @@ class Crypto:
         root = self.unwrap_secret(self.INDEX_ROOT, entries[self.INDEX_ROOT].wrapped)
         self._index_key = _hkdf(root, "privacy blind-index v1 email")
         self._link_key = _hkdf(root, "privacy withdraw-link v1")
+        self._service_key = _hkdf(root, "privacy service-mail v1")
         signing = entries[self.SIGNING_KEY]
         seed = self.unwrap_secret(self.SIGNING_KEY, signing.wrapped)
         self._signing_key = Ed25519PrivateKey.from_private_bytes(seed)
@@ -229,6 +231,11 @@ class Crypto:
     def request_key(self, request: KeyOwner) -> bytes:
         """Unwrap a request's key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(request, "key of request", "request", f"rdek|{request.id}")
+
+    def service_key(self) -> bytes:
+        """The key of the service's own mails (to its officers: no subject or request owns
+        them); derived from the keyring, so it outlives a master key rotation."""
+        return self._require(self._service_key)
 
     def new_task_key(self, task_id: str) -> tuple[bytes, bytes]:
         """A fresh key for one connected system's task (whom it looks for), destroyed when it ends."""
@@ -309,20 +316,8 @@ class Crypto:
 
     def blind_indexer(self) -> Callable[[str], bytes]:
         """A fast blind-index function for bulk work (one prepared HMAC state, copied)."""
-        # HMAC-SHA256 written out (RFC 2104) over SHA-256 states prepared once per call:
-        # three times faster than hmac.digest per item, and equal to it (a test checks).
-        key = self._require(self._index_key).ljust(64, b"\0")
-        inner_start = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        outer_start = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-        def index(email: str) -> bytes:
-            inner = inner_start.copy()
-            inner.update(normalise_email(email).encode())
-            outer = outer_start.copy()
-            outer.update(inner.digest())
-            return outer.digest()
-
-        return index
+        mac = _prepared_hmac(self._require(self._index_key), b"")
+        return lambda email: mac(normalise_email(email).encode())
 
     def link_token(self, *parts: str) -> str:
         """A MAC over ``parts`` for links that must not be forgeable (withdraw links)."""
@@ -331,22 +326,9 @@ class Crypto:
 
     def link_tokens(self, *first: str) -> Callable[..., str]:
         """A fast :meth:`link_token` for bulk work: ``link_tokens(*first)(*rest)`` is
-        ``link_token(*first, *rest)``, over HMAC states prepared once (as :meth:`blind_indexer`)
-        with ``first`` already fed in."""
-        key = self._require(self._link_key)
-        key = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
-        inner_start = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-        inner_start.update("".join(f"{part}|" for part in first).encode())
-        outer_start = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-        def token(*rest: str) -> str:
-            inner = inner_start.copy()
-            inner.update("|".join(rest).encode())
-            outer = outer_start.copy()
-            outer.update(inner.digest())
-            return b64url(outer.digest()[:20])
-
-        return token
+        ``link_token(*first, *rest)``, over an HMAC state prepared once with ``first`` fed in."""
+        mac = _prepared_hmac(self._require(self._link_key), "".join(f"{part}|" for part in first).encode())
+        return lambda *rest: b64url(mac("|".join(rest).encode())[:20])
 
     def check_link_token(self, token: str, *parts: str) -> bool:
         return hmac.compare_digest(token.encode(), self.link_token(*parts).encode())
@@ -367,6 +349,24 @@ class Crypto:
         raw = self._signing_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "kid": self._signing_kid,
                           "alg": "EdDSA", "use": "sig"}]}
+
+
+def _prepared_hmac(key: bytes, prefix: bytes) -> Callable[[bytes], bytes]:
+    """HMAC-SHA256 (RFC 2104) of ``prefix + message`` over SHA-256 states prepared once:
+    three times faster than ``hmac.digest`` per item in bulk work, and equal to it (tests check)."""
+    key = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    inner_start = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    inner_start.update(prefix)
+    outer_start = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def mac(message: bytes) -> bytes:
+        inner = inner_start.copy()
+        inner.update(message)
+        outer = outer_start.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    return mac
 
 
 def verify_jws(jws: str, public_key_x: str) -> dict[str, Any]:

@@ -51,6 +51,17 @@ def sealed_mail(crypto: Crypto, dek: bytes, owner_id: str, mail: OutgoingMail | 
                       sealed=crypto.encrypt_field(dek, owner_id, _context(mail_id), content))
 
 
+SERVICE_OWNER = "service"  # the owner id a service mail is sealed under (no subject or request)
+
+
+def sealed_service_mail(crypto: Crypto, mail: OutgoingMail, now: dt.datetime) -> QueuedMail:
+    """A mail of the service to its officers, owned by no subject or request: sealed under
+    the service's own key (:meth:`Crypto.service_key`)."""
+    queued = sealed_mail(crypto, crypto.service_key(), SERVICE_OWNER, mail, now)
+    queued.subject_id = None
+    return queued
+
+
 def _backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LAST_RETRY)
 
@@ -85,7 +96,8 @@ def _open(crypto: Crypto, mail: LeasedMail) -> str:
         return crypto.decrypt_field(crypto.data_key(mail.subject), mail.subject.id, _context(mail.id), mail.sealed)
     if mail.request is not None:
         return crypto.decrypt_field(crypto.request_key(mail.request), mail.request.id, _context(mail.id), mail.sealed)
-    raise CryptoError("the mail's owner is gone")
+    # Neither owner: a service mail (a mail whose owner was deleted went with it, by cascade).
+    return crypto.decrypt_field(crypto.service_key(), SERVICE_OWNER, _context(mail.id), mail.sealed)
 
 
 def _written(content: dict[str, Any], ctx: PrivacyContext) -> OutgoingMail:

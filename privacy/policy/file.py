@@ -119,6 +119,7 @@ class Policy:
     age_of_consent: dict[str, int]
     default_age_of_consent: int
     source: str = "<memory>"
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # scheduler.jobs: name → every_s | at
 
     def missing_secrets(self, environ: Mapping[str, str]) -> dict[str, list[str]]:
         """Per connector, the secret variables it names that ``environ`` does not set."""
@@ -248,6 +249,7 @@ def _build(loaded: dict[str, Any], raw: dict[str, Any], source: str) -> Policy:
         age_of_consent=ages,
         default_age_of_consent=loaded["age_of_consent"]["default"],
         source=source,
+        schedules=dict(loaded["scheduler"]["jobs"]),
     )
 
 

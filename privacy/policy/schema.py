@@ -31,6 +31,15 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-64 characters")
 
 
+# Every scheduled job (``retention.jobs.JOBS`` and the rate limiter's clean-up the web shell
+# adds): the names a ``scheduler.jobs`` entry may configure. Kept here because the policy
+# knows nothing of the scheduler; a test checks the two agree.
+SCHEDULED_JOBS = ("deadline_watch", "expire_consents", "expire_requests", "forget_closed_requests",
+                  "forget_finished_tasks", "process_requests", "purge_confirmations", "purge_idempotency_keys",
+                  "purge_packages", "purge_rate_limits", "reconcile_connectors", "release_legal_holds",
+                  "retention_sweep", "send_mail")
+TIME_OF_DAY = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="must be a time of day HH:MM, 00:00 to 23:59")
+
 DEFAULT_AUTHORITY = {"name": "Integritetsskyddsmyndigheten (IMY)", "url": "https://www.imy.se"}
 
 
@@ -141,6 +150,8 @@ class ControllerSchema(StrictSchema):
     name = mf.String(required=True)
     contact = mf.String(load_default="")
     email = mf.String(load_default="")
+    officer_email = mf.String(load_default="", metadata={
+        "description": "where the daily deadline watch is mailed (controller.email if empty)"})
     phone = mf.String(load_default="")
     address = mf.Dict(keys=mf.String(validate=one_of(POSTAL_ADDRESS_KEYS)), values=mf.String(), load_default=dict,
                       metadata={"description": "schema.org PostalAddress, as Kantara receipts require"})
@@ -154,6 +165,22 @@ class ControllerSchema(StrictSchema):
                                     metadata={"description": "named in refusals: the right to complain"})
 
 
+class JobScheduleSchema(StrictSchema):
+    every_s = mf.Integer(strict=True, validate=validate.Range(min=1, max=7 * 86400),
+                         metadata={"description": "run every so many seconds"})
+    at = mf.String(validate=TIME_OF_DAY, metadata={"description": "run daily at HH:MM in controller.time_zone"})
+
+    @validates_schema
+    def _one_trigger(self, data: dict[str, Any], **_: Any) -> None:
+        if ("every_s" in data) == ("at" in data):
+            raise ValidationError("give either every_s or at")
+
+
+class SchedulerSchema(StrictSchema):
+    jobs = mf.Dict(keys=mf.String(validate=one_of(SCHEDULED_JOBS)), values=mf.Nested(JobScheduleSchema),
+                   load_default=dict)
+
+
 class AgeOfConsentSchema(StrictSchema):
     default = mf.Integer(load_default=16, validate=validate.Range(min=13, max=16))
     countries = mf.Dict(keys=mf.String(validate=validate.OneOf(sorted(COUNTRY_CODES),
@@ -164,7 +191,8 @@ class AgeOfConsentSchema(StrictSchema):
 
 class PolicySchema(StrictSchema):
     controller = mf.Nested(ControllerSchema, load_default=lambda: {"name": "Data controller", "contact": "",
-                                                                       "email": "", "phone": "", "address": {},
+                                                                       "email": "", "officer_email": "",
+                                                                       "phone": "", "address": {},
                                                                        "url": None, "privacy_policy_url": "",
                                                                        "jurisdiction": "SE",
                                                                        "time_zone": "Europe/Stockholm",
@@ -175,6 +203,7 @@ class PolicySchema(StrictSchema):
     legal_holds = mf.List(mf.Nested(LegalHoldSchema), load_default=list)
     connectors = mf.List(mf.Nested(ConnectorSchema), load_default=list)
     age_of_consent = mf.Nested(AgeOfConsentSchema, load_default=lambda: {"default": 16, "countries": {}})
+    scheduler = mf.Nested(SchedulerSchema, load_default=lambda: {"jobs": {}})
 
     @validates_schema
     def _references(self, data: dict[str, Any], **_: Any) -> None:

@@ -69,7 +69,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request
     subjects, states = SubjectRepository(session), ConsentStateRepository(session)
     had = set(states.of_subject(subject.id))
     fields = subjects.fields(subject.id)
-    held = _held(session, ctx, catalogue, subject, had, fields, now)
+    held = held_values(session, ctx, catalogue, subject, had, fields, now)
     if held:
         subjects.hold(subject.id, held, now)
     withdrawn = withdraw(session, catalogue, subject.id, None, _source(request), now)
@@ -86,7 +86,7 @@ def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request
     return summary
 
 
-def _held(session: Session, ctx: PrivacyContext, catalogue: Catalogue, subject: SubjectRecord, had: set[str],
+def held_values(session: Session, ctx: PrivacyContext, catalogue: Catalogue, subject: SubjectRecord, had: set[str],
           fields: dict[str, bytes], now: dt.datetime) -> list[HeldValue]:
     """The fields a legal hold that covers the subject keeps, re-sealed under the hold's key."""
     crypto = ctx.crypto

@@ -280,7 +280,8 @@ class OutboxMail(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Unindexed: sent mails are deleted, so the table holds only what is due or retrying.
     # A mail belongs to a subject (sealed under its data key) or to a data-subject request
-    # (sealed under the request's key: the person may not be a known subject).
+    # (sealed under the request's key: the person may not be a known subject), or, with
+    # neither, to the service itself (a mail to its officers, under the service's own key).
     subject_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
     request_id: Mapped[str | None] = mapped_column(

@@ -116,7 +116,7 @@ class ConsentFanout:
               ) -> list[TaskRecord]:
         """The tasks :meth:`changed` plans, sealed but not stored (``tx`` is only read)."""
         pushed = {p: s for p, s in purposes.items() if s in PUSHED_STATUSES}
-        targets = [c for c in self.systems if any(_holds(c, p) for p in pushed)]
+        targets = [c for c in self.systems if any(holds_purpose(c, p) for p in pushed)]
         if not targets:
             return []
         email = self._email(tx, subject_id)
@@ -124,7 +124,7 @@ class ConsentFanout:
             log.info("consent change of subject %s not pushed: no e-mail address held", subject_id)
             return []
         return [sealed_task(self.crypto, c, "consent", {"email": email, "purposes": {
-            p: s for p, s in pushed.items() if _holds(c, p)}}, now, subject_id=subject_id) for c in targets]
+            p: s for p, s in pushed.items() if holds_purpose(c, p)}}, now, subject_id=subject_id) for c in targets]
 
     def _email(self, tx: AnyTransaction, subject_id: str) -> str | None:
         subjects = SubjectRepository(tx)
@@ -137,7 +137,7 @@ class ConsentFanout:
         return self.crypto.decrypt_field(self.crypto.data_key(subject), subject_id, "email", sealed)
 
 
-def _holds(definition: ConnectorDef, purpose: str) -> bool:
+def holds_purpose(definition: ConnectorDef, purpose: str) -> bool:
     """Whether the system takes part in ``purpose`` (its ``purposes`` setting; every one by default)."""
     purposes = definition.settings.get("purposes")
     return not purposes or purpose in purposes

@@ -116,6 +116,7 @@ JSON_ROUTES = [
     ("check", "POST", "/v1/consents/check", "reader", "purpose", CHECK),
     ("purpose-put", "PUT", "/v1/purposes/test_purpose", "admin", "name", PURPOSE),
     ("reconcile-run", "POST", "/v1/connectors/reconciliations", "admin", "repair", {"repair": False}),
+    ("retention-run", "POST", "/v1/retention/runs", "officer", "dry_run", {"dry_run": True}),
 ]
 
 
@@ -616,6 +617,33 @@ def connector_cases() -> Iterator[Case]:
                status=(200,), html=True)
 
 
+def job_cases() -> Iterator[Case]:
+    yield Case("jobs", "unknown-query-param-accepted-ignored", "GET", "/v1/jobs?colour=%00", "officer",
+               status=(200,))
+    yield Case("jobs", "broken-json-body-accepted-ignored", "GET", "/v1/jobs", "officer", data=b'{"broken',
+               content_type=J, status=(200,))
+    yield Case("jobs", "reader-scope-refused", "GET", "/v1/jobs", "reader", status=(403,))
+
+
+def retention_cases() -> Iterator[Case]:
+    runs = "/v1/retention/runs"
+    for label, value in [("string-true", "true"), ("int-1", 1), ("list", [True]), ("object", {"on": True})]:
+        yield Case("retention-run", f"dry_run-{label}", "POST", runs, "officer", json={"dry_run": value},
+                   names=("dry_run",))
+    for label, value in [("not-a-date", "yesterday"), ("no-offset", "2030-01-01T00:00:00"),
+                         ("date-only", "2030-01-01"), ("number", 20300101), ("empty", "")]:
+        yield Case("retention-run", f"as_of-{label}", "POST", runs, "officer", json={"as_of": value},
+                   names=("as_of",))
+    yield Case("retention-run", "unknown-key", "POST", runs, "officer", json={"dry_run": True, "colour": 1},
+               names=("colour",))
+    yield Case("retention-run", "officer-real-run-refused", "POST", runs, "officer", json={"dry_run": False},
+               status=(403,), names=("dry_run",))
+    yield Case("retention-run", "writer-scope-refused", "POST", runs, "writer", json={"dry_run": True},
+               status=(403,))
+    yield Case("retention-runs", "unknown-query-param-accepted-ignored", "GET", runs + "?colour=red", "officer",
+               status=(200,))
+
+
 def report_cases() -> Iterator[Case]:
     retention, processing = "/v1/reports/retention", "/v1/reports/processing"
     for label, query in [("format-unknown", "?format=docx"), ("format-NUL", "?format=%00"),
@@ -652,8 +680,8 @@ def other_cases() -> Iterator[Case]:
 
 
 CASES = [*syntax_cases(), *consent_cases(), *check_cases(), *purpose_cases(), *lookup_cases(),
-         *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(), *report_cases(),
-         *other_cases()]
+         *subject_path_cases(), *link_cases(), *request_cases(), *connector_cases(),
+         *job_cases(), *retention_cases(), *report_cases(), *other_cases()]
 
 
 def _params() -> list[Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from api.db import db
 from api.services import current
 from privacy.context import utcnow
-from retention.jobs import expire_consents, purge_confirmations, purge_idempotency_keys
+from retention.jobs import JOBS, expire_consents, purge_confirmations, purge_idempotency_keys
 from retention.scheduler import build_scheduler, run_job
 from tests.conftest import SIGNUP, Mailbox, local_path
 
@@ -85,8 +85,9 @@ def test_clean_up_jobs_remove_only_what_is_stale(app: Flask, client: FlaskClient
 
 def test_the_scheduler_registers_every_job_once(app: Flask) -> None:
     scheduler = build_scheduler(app)
-    assert sorted(j.id for j in scheduler.get_jobs()) == [
-        "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks", "process_requests",
-        "purge_confirmations", "purge_idempotency_keys", "purge_packages", "reconcile_connectors",
-        "release_legal_holds", "send_mail"]
+    ids = [j.id for j in scheduler.get_jobs()]
+    assert sorted(ids) == sorted(JOBS) and len(set(ids)) == len(ids)
+    assert {"deadline_watch", "expire_consents", "expire_requests", "forget_closed_requests", "forget_finished_tasks",
+            "process_requests", "purge_confirmations", "purge_idempotency_keys", "purge_packages",
+            "reconcile_connectors", "release_legal_holds", "retention_sweep", "send_mail"} <= set(JOBS)
     assert run_job(app, "expire_consents", expire_consents) == 0

@@ -10,6 +10,8 @@
 | ``idempotency`` | :class:`IdempotencyRepository` | idempotency_keys |
 | ``requests`` | :class:`RequestRepository` | requests, request_tokens, request_tasks, packages |
 | ``keys`` | :class:`KeyRepository` | master_keys, keyring |
+| ``jobs`` | :class:`JobRunRepository` | job_runs |
+| ``retention`` | :class:`RetentionRepository` | retention_runs, anonymised_records (and the sweep's selection) |
 | ``reports`` | :class:`ReportRepository` | reads only: counts over the tables above and the audit log |
 
 A repository is built on a transaction: a raw one (:meth:`Database.raw_read`,

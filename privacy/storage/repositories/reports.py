@@ -25,10 +25,13 @@ _H = HeldField.__table__
 _R = DataRequest.__table__
 
 REFERENCE_COLUMNS = {"collection": _S.c.created_at, "last_activity": _S.c.last_activity_at,
-                     "withdrawal": _CS.c.recorded_at, "expiry": _CS.c.recorded_at}
-"""The moment each retention rule counts its period from (see :mod:`privacy.reports`)."""
+                     "withdrawal": _CS.c.recorded_at, "consent_expiry": _CS.c.recorded_at,
+                     "expiry": _CS.c.recorded_at}
+"""The moment each retention rule counts its period from (see :mod:`privacy.reports`;
+the same clocks as :mod:`privacy.retention.rules`, ``expiry`` being its other spelling)."""
 REFERENCE_STATUSES: dict[str, tuple[str, ...] | None] = {
-    "collection": None, "last_activity": None, "withdrawal": ("withdrawn", "declined"), "expiry": ("expired",)}
+    "collection": None, "last_activity": None, "withdrawal": ("withdrawn", "declined"),
+    "consent_expiry": ("expired",), "expiry": ("expired",)}
 
 
 def month_of(column: Any, dialect: str) -> Any:

@@ -62,6 +62,7 @@ INSERT_FIELD = insert(_SF)
 UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
     ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
 DELETE_FIELDS = delete(_SF).where(_SF.c.subject_id == bindparam("b_sid"))
+DELETE_FIELD = delete(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name"))
 INSERT_SUPPRESSION = insert(_SUP)
 INSERT_HELD = insert(_HF)
 RELEASE_HELD = delete(_HF).where(_HF.c.until <= bindparam("b_now"))
@@ -210,6 +211,10 @@ class SubjectRepository:
         self.shred(subject_id, now)
         self.tx.execute(DELETE_FIELDS, {"b_sid": subject_id})
         self.tx.execute(DELETE_SUBJECT, {"b_sid": subject_id})
+
+    def drop_fields(self, subject_id: str, names: Iterable[str]) -> None:
+        """Delete the named fields of the subject (minimisation: no purpose needs them any more)."""
+        self.tx.executemany(DELETE_FIELD, [{"b_sid": subject_id, "b_name": name} for name in sorted(names)])
 
     def suppress(self, email_index: bytes, subject_id: str, reason: str, request_id: str | None,
                  now: dt.datetime) -> None:

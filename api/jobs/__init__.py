@@ -1,0 +1,1 @@
+"""The scheduled jobs as officers see them (``GET /v1/jobs``)."""

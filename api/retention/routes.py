@@ -1,0 +1,42 @@
+"""Retention sweeps: officers may preview one (dry run), admins run one; both list past runs."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from api.auth import current_principal, requires
+from api.connectors.routes import _require_json_object
+from api.docs import Blueprint
+from api.retention.schemas import RetentionRunRequestSchema, RetentionRunsSchema, SweepSummarySchema
+from api.services import current, now
+from privacy.errors import Forbidden
+from privacy.retention.sweep import RetentionService
+
+blp = Blueprint("retention", __name__, url_prefix="/v1", description="Retention rules and minimisation")
+
+
+@blp.route("/retention/runs")
+class RetentionRuns(MethodView):
+    @requires("requests:manage")
+    @blp.response(200, RetentionRunsSchema)
+    def get(self) -> dict[str, Any]:
+        """The newest 50 retention sweeps (dry runs too), newest first: counts only."""
+        return {"runs": RetentionService(current()).runs()}
+
+    @requires("requests:manage")
+    @blp.arguments(RetentionRunRequestSchema(), example={"dry_run": True})
+    @blp.response(200, SweepSummarySchema)
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Sweep every subject against the purposes' retention rules now (or ``as_of``). An officer
+        gets a dry run (what would go); only an admin key may run a real one, and does by default."""
+        _require_json_object()
+        principal = current_principal()
+        dry_run = args["dry_run"]
+        if dry_run is None:
+            dry_run = not principal.may("admin")
+        if not dry_run and not principal.may("admin"):
+            raise Forbidden("only an admin key may run a real retention sweep; send dry_run true",
+                            {"dry_run": ["a real run needs the scope 'admin'"]})
+        as_of = args["as_of"] or now()
+        return RetentionService(current()).run(as_of, dry_run, principal.actor)

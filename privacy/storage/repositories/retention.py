@@ -1,0 +1,144 @@
+"""Retention sweeps: ``retention_runs`` and ``anonymised_records``, and the set-based
+selection of subjects a retention rule concerns (``subjects`` joined to ``consent_states``).
+
+The selection reads one id range of subjects at a time (``after`` < id <= ``last``): a
+sweep walks the table in batches and never loads it whole.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, insert, literal_column, select, update
+
+from privacy.storage.models import ConsentState, Subject, SubjectField
+from privacy.storage.retention_models import AnonymisedRecord, RetentionRun
+from privacy.storage.statements import AnyTransaction, as_transaction
+
+_S = Subject.__table__
+_SF = SubjectField.__table__
+_CS = ConsentState.__table__
+_R = RetentionRun.__table__
+_A = AnonymisedRecord.__table__
+
+RUN_COLUMNS = (_R.c.id, _R.c.started_at, _R.c.finished_at, _R.c.as_of, _R.c.dry_run, _R.c.actor, _R.c.status,
+               _R.c.cursor, _R.c.summary)
+IN_RANGE = (_S.c.id > bindparam("after"), _S.c.id <= bindparam("last"))
+# The subject's own times: the rule concerns subjects that have a state for the purpose.
+BY_SUBJECT_TIME = {
+    clock: select(_S.c.id).join(_CS, _CS.c.subject_id == _S.c.id).where(
+        *IN_RANGE, _CS.c.purpose == bindparam("purpose"), column <= bindparam("cutoff"))
+    for clock, column in (("collection", _S.c.created_at), ("last_activity", _S.c.last_activity_at))}
+# The state's own time, for the statuses that start the clock.
+BY_STATE_TIME = select(_S.c.id).join(_CS, _CS.c.subject_id == _S.c.id).where(
+    *IN_RANGE, _CS.c.purpose == bindparam("purpose"), _CS.c.status.in_(bindparam("statuses", expanding=True)),
+    _CS.c.recorded_at <= bindparam("cutoff"))
+STATES_IN_RANGE = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).join(
+    _S, _S.c.id == _CS.c.subject_id).where(*IN_RANGE)
+FIELDS_IN_RANGE = select(_SF.c.subject_id, _SF.c.name).join(_S, _S.c.id == _SF.c.subject_id).where(*IN_RANGE)
+INSERT_RUN = insert(_R)
+UPDATE_RUN = update(_R).where(_R.c.id == bindparam("b_id")).values(
+    status=bindparam("v_status"), cursor=bindparam("v_cursor"), summary=bindparam("v_summary"),
+    finished_at=bindparam("v_finished_at"))
+NEWEST_RUNNING = select(*RUN_COLUMNS).where(_R.c.status == literal_column("'running'"),
+                                            _R.c.dry_run == bindparam("dry")).order_by(
+    _R.c.started_at.desc(), _R.c.id.desc()).limit(1)
+NEWEST = select(*RUN_COLUMNS).order_by(_R.c.started_at.desc(), _R.c.id.desc()).limit(bindparam("n"))
+INSERT_ANONYMISED = insert(_A)
+
+
+@dataclass(slots=True)
+class RetentionRunRecord:
+    """A sweep as stored; ``summary`` holds counts only."""
+
+    id: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    as_of: dt.datetime
+    dry_run: bool
+    actor: str
+    status: str
+    cursor: str | None
+    summary: dict[str, Any]
+
+
+@dataclass(slots=True)
+class StateRow:
+    """What a sweep reads of a consent state."""
+
+    subject_id: str
+    purpose: str
+    status: str
+    recorded_at: dt.datetime
+    granted_at: dt.datetime | None
+
+
+def _run(row: Any) -> RetentionRunRecord:
+    return RetentionRunRecord(row.id, row.started_at, row.finished_at, row.as_of, bool(row.dry_run), row.actor,
+                              row.status, row.cursor, json.loads(row.summary) if row.summary else {})
+
+
+class RetentionRepository:
+    """The statements of retention sweeps."""
+
+    def __init__(self, tx: AnyTransaction) -> None:
+        self.tx = as_transaction(tx)
+
+    # --- selection, one id range at a time ---------------------------------------------
+
+    def due_by_subject_time(self, clock: str, purpose: str, cutoff: dt.datetime, after: str, last: str) -> set[str]:
+        """Subjects in the range with a state for ``purpose`` whose ``clock`` time is at or before ``cutoff``."""
+        rows = self.tx.all(BY_SUBJECT_TIME[clock], {"purpose": purpose, "cutoff": cutoff, "after": after,
+                                                    "last": last})
+        return {r.id for r in rows}
+
+    def due_by_state_time(self, purpose: str, statuses: tuple[str, ...], cutoff: dt.datetime, after: str,
+                          last: str) -> set[str]:
+        """Subjects in the range whose state of ``purpose`` has one of ``statuses`` since ``cutoff`` or before."""
+        rows = self.tx.all(BY_STATE_TIME, {"purpose": purpose, "statuses": list(statuses), "cutoff": cutoff,
+                                           "after": after, "last": last})
+        return {r.id for r in rows}
+
+    def states_in_range(self, after: str, last: str) -> dict[str, dict[str, StateRow]]:
+        out: dict[str, dict[str, StateRow]] = {}
+        for r in self.tx.all(STATES_IN_RANGE, {"after": after, "last": last}):
+            out.setdefault(r.subject_id, {})[r.purpose] = StateRow(*r)
+        return out
+
+    def field_names_in_range(self, after: str, last: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for r in self.tx.all(FIELDS_IN_RANGE, {"after": after, "last": last}):
+            out.setdefault(r.subject_id, set()).add(r.name)
+        return out
+
+    # --- runs -------------------------------------------------------------------------
+
+    def add_run(self, run: RetentionRunRecord) -> None:
+        self.tx.execute(INSERT_RUN, [{"id": run.id, "started_at": run.started_at, "finished_at": run.finished_at,
+                                      "as_of": run.as_of, "dry_run": run.dry_run, "actor": run.actor,
+                                      "status": run.status, "cursor": run.cursor,
+                                      "summary": json.dumps(run.summary, sort_keys=True)}])
+
+    def save_run(self, run: RetentionRunRecord) -> None:
+        """Store the run's status, cursor, summary and end."""
+        self.tx.execute(UPDATE_RUN, {"b_id": run.id, "v_status": run.status, "v_cursor": run.cursor,
+                                     "v_summary": json.dumps(run.summary, sort_keys=True),
+                                     "v_finished_at": run.finished_at})
+
+    def newest_running(self, dry_run: bool) -> RetentionRunRecord | None:
+        row = self.tx.first(NEWEST_RUNNING, {"dry": dry_run})
+        return None if row is None else _run(row)
+
+    def newest(self, limit: int) -> list[RetentionRunRecord]:
+        """Up to ``limit`` runs, newest first."""
+        return [_run(r) for r in self.tx.all(NEWEST, {"n": limit})]
+
+    # --- anonymisation ----------------------------------------------------------------
+
+    def add_anonymised(self, at: dt.datetime, birth_year: int | None, postal_prefix: str | None,
+                       country: str | None, purposes: list[dict[str, Any]], rule: str) -> None:
+        self.tx.execute(INSERT_ANONYMISED, [{"anonymised_at": at, "birth_year": birth_year,
+                                             "postal_prefix": postal_prefix, "country": country,
+                                             "purposes": json.dumps(purposes, sort_keys=True), "rule": rule}])
