@@ -32,11 +32,12 @@ def test_an_erasure_reaches_six_systems_and_the_officer_retries_the_one_that_fai
     sf, vo = vendors
     sf.add("Contact", Email=ANNA, FirstName="Anna", LastName="Lind")
     vo.add(ANNA, firstName="Anna")
-    shop = FakeSystem()
+    shop, loyalty = FakeSystem(), FakeSystem()  # each its own: the fault queued below is the crm's alone
     shop.route("POST", "/privacy", (200, {"outcome": "not_found"}, {}))
+    loyalty.route("POST", "/privacy", (200, {}, {}))
     app: Fanout = fanout_app([
         webhook("crm", fake.url + "/privacy"), webhook("shop", shop.url + "/privacy"),
-        webhook("loyalty", fake.url + "/privacy", operations=["erasure"]),
+        webhook("loyalty", loyalty.url + "/privacy", operations=["erasure"]),
         {"name": "salesforce", "type": "salesforce", "base_url": sf.url, "client_id_env": "TEST_SF_ID",
          "client_secret_env": "TEST_SF_SECRET"},
         {"name": "voyado", "type": "voyado", "base_url": vo.url, "api_key_env": "TEST_VOYADO_KEY"},
@@ -74,3 +75,4 @@ def test_an_erasure_reaches_six_systems_and_the_officer_retries_the_one_that_fai
         assert notes[0]["details"]["note"] == "Box 14 shredded by Eva"
     finally:
         shop.close()
+        loyalty.close()
