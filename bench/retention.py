@@ -137,12 +137,12 @@ def _make_due(conn: _Conn, crypto: Any, total: int) -> int:
             keys.append(key)
             fields += sealed
         conn.many("UPDATE subjects SET wrapped_key = ?, master_key_id = ?, last_activity_at = "
-                         f"'{_stamp(OLD)}' WHERE id = ?", keys)
+                  f"'{_stamp(OLD)}' WHERE id = ?", keys)
         conn.many("UPDATE subject_fields SET ciphertext = ? WHERE subject_id = ? AND name = ?", fields)
-        states = [(s, _stamp(OLD if s == "withdrawn" else RECENT), _sid(n))
-                  for n in due[start:start + UPDATE_CHUNK] for s in ("withdrawn" if n % 20 == 0 else "expired",)]
+        states = [("withdrawn", _stamp(OLD), _sid(n)) if n % 20 == 0 else ("expired", _stamp(RECENT), _sid(n))
+                  for n in due[start:start + UPDATE_CHUNK]]
         conn.many("UPDATE consent_states SET status = ?, recorded_at = ? WHERE subject_id = ? "
-                         "AND purpose = 'marketing_email'", states)
+                  "AND purpose = 'marketing_email'", states)
         conn.many("UPDATE consent_states SET recorded_at = ? WHERE subject_id = ? AND purpose = 'profiling'",
                   [(_stamp(RECENT), _sid(n)) for n in due[start:start + UPDATE_CHUNK]])
         conn.run("COMMIT")
