@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response
+from flask import Response, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.sansio.response import Response as BaseResponse
 
 
@@ -42,3 +43,13 @@ class FastJSONProvider(DefaultJSONProvider):
             return super().response(*args, **kwargs)
         response_class: type[Response] = self._app.response_class  # type: ignore[assignment]  # sans-IO in stubs
         return response_class(body + b"\n", mimetype=self.mimetype)
+
+
+def require_json_object() -> None:
+    """A body whose every field has a default must still be a JSON object (``{}`` is one):
+    webargs reads no body, or one that is not JSON, as "nothing given", and the route would act
+    (a reconciliation or a retention run) on a body it never read."""
+    if not request.is_json:
+        raise UnsupportedMediaType()
+    if not request.get_data().strip():
+        raise BadRequest("Failed to decode JSON object: the body is empty")

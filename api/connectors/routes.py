@@ -5,7 +5,6 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from api.auth import current_principal, requires
 from api.connectors.schemas import (
@@ -17,6 +16,7 @@ from api.connectors.schemas import (
     TaskDoneSchema,
 )
 from api.docs import HTML_PAGE, Blueprint, answers, described, fails
+from api.jsonio import require_json_object
 from api.links import link_result, page
 from api.services import current, now, task_service
 from privacy.tasks.reconcile import Reconciler, recent_runs
@@ -51,7 +51,7 @@ class Reconciliations(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Compare each system's marketing opt-in state with the ledger now (it calls every system
         once per person); with ``repair`` push our withdrawals. Opt-ins are never pushed."""
-        _require_json_object()
+        require_json_object()
         return Reconciler(current()).run(args["repair"], now(), actor=current_principal().actor).as_dict()
 
 
@@ -73,12 +73,3 @@ class TaskDone(MethodView):
         token = request.args.get("token", "")[:200]
         return link_result(lambda: task_service().confirm_by_link(task_id, token, now()), "Thank you",
                            "The task is recorded as done.")
-
-
-def _require_json_object() -> None:
-    """A body whose every field has a default must still be a JSON object (``{}`` is one):
-    webargs reads no body, or one that is not JSON, as "nothing given", and this route acts."""
-    if not request.is_json:
-        raise UnsupportedMediaType()
-    if not request.get_data().strip():
-        raise BadRequest("Failed to decode JSON object: the body is empty")

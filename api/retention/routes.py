@@ -6,8 +6,8 @@ from typing import Any
 from flask.views import MethodView
 
 from api.auth import current_principal, requires
-from api.connectors.routes import _require_json_object
 from api.docs import Blueprint
+from api.jsonio import require_json_object
 from api.retention.schemas import RetentionRunRequestSchema, RetentionRunsSchema, SweepSummarySchema
 from api.services import current, now
 from privacy.errors import Forbidden
@@ -30,7 +30,7 @@ class RetentionRuns(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Sweep every subject against the purposes' retention rules now (or ``as_of``). An officer
         gets a dry run (what would go); only an admin key may run a real one, and does by default."""
-        _require_json_object()
+        require_json_object()
         principal = current_principal()
         dry_run = args["dry_run"]
         if dry_run is None:

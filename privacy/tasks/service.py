@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from privacy.connectors.base import Connector, ConnectorError
-from privacy.connectors.registry import build_all
+from privacy.connectors.registry import build
 from privacy.context import PrivacyContext, as_json_time
 from privacy.errors import Conflict, Forbidden, NotFound
 from privacy.ledger import append_audit
@@ -125,7 +125,6 @@ class TaskService:
         failed, secrets it misses (by variable name), and with ``test`` a connection check."""
         with self.database.unit_of_work() as session:
             summary = TaskRepository(session).summary()
-        built = build_all(self.ctx.policy) if test else {}
         out = []
         for d in self.ctx.policy.connectors:
             row = summary.get(d.name, {})
@@ -136,23 +135,25 @@ class TaskService:
                 "waiting": row.get("waiting", 0), "failed": row.get("failed", 0),
                 "missing_secrets": d.missing_secrets(os.environ)}
             if test:
-                item["test_connection"] = test_connection(built[d.name])
+                item["test_connection"] = test_connection(build(d))
             out.append(item)
         return out
 
     def test(self, name: str) -> dict[str, Any]:
-        self._definition(name)
-        return test_connection(build_all(self.ctx.policy)[name])
+        return test_connection(build(self._definition(name)))
 
 
 def test_connection(connector: Connector) -> dict[str, Any]:
-    """``{"ok": bool, "detail": str}``: whether the system answers with the configured credentials."""
+    """``{"ok": bool, "detail": str}``: whether the system answers with the configured
+    credentials; the connector is closed afterwards (it was built for this check alone)."""
     try:
         return {"ok": True, "detail": connector.test_connection()}
     except ConnectorError as exc:
         return {"ok": False, "detail": exc.reason}
     except Exception as exc:
         return {"ok": False, "detail": f"could not test ({type(exc).__name__})"}
+    finally:
+        connector.close()
 
 
 def system_view(task: TaskRecord) -> dict[str, Any]:
