@@ -224,6 +224,21 @@ class Crypto:
         """Unwrap a subject's data key; :class:`KeyShredded` once it was destroyed."""
         return self._unwrap_owned_key(subject, "data key of subject", "subject", f"dek|{subject.id}")
 
+    def _hold_key(self, session: Session, name: str, now: dt.datetime) -> bytes:
+        """The hold key ``name`` from the keyring, made now if it is not there yet."""
+        keys = KeyRepository(session)
+        entry = keys.entry(name)
+        if entry is None:
+            key = AESGCM.generate_key(bit_length=256)
+            try:
+                with session.begin_nested():
+                    keys.add_entry(KeyringRecord(name, self.wrap_secret(name, key), self.master_key_id, None, now))
+                return key
+            except IntegrityError:  # another erasure made this month's key a moment ago
+                entry = keys.entry(name)
+        assert entry is not None
+        return self.unwrap_secret(name, entry.wrapped)
+
     def new_request_key(self, request_id: str) -> tuple[bytes, bytes]:
         """A fresh key for a data-subject request (its sealed details, mails and package)."""
         return self._new_wrapped_key(f"rdek|{request_id}")
@@ -257,24 +272,20 @@ class Crypto:
         return _open(self._master, owner.wrapped_key, context.encode())
 
     def seal_held(self, session: Session, hold: str, until: dt.datetime, subject_id: str, field: str, value: str,
-                  now: dt.datetime) -> tuple[str, bytes]:
+                  now: dt.datetime, cache: dict[str, bytes] | None = None) -> tuple[str, bytes]:
         """Seal a field an erasure must keep under the key of its hold's end month.
 
         One key per hold and month: when the month is over, destroying that one keyring
         entry makes every field held until then unreadable. Returns (key name, ciphertext).
+        ``cache`` (key name -> key) spares a sweep the keyring read per subject; a key in
+        it is one whose month is not over, so it cannot have been destroyed meanwhile.
         """
         name = f"{HOLD_KEY_PREFIX}{hold}|{until:%Y-%m}"
-        keys = KeyRepository(session)
-        entry = keys.entry(name)
-        if entry is None:
-            key = AESGCM.generate_key(bit_length=256)
-            try:
-                with session.begin_nested():
-                    keys.add_entry(KeyringRecord(name, self.wrap_secret(name, key), self.master_key_id, None, now))
-            except IntegrityError:  # another erasure made this month's key a moment ago
-                entry = keys.entry(name)
-        if entry is not None:
-            key = self.unwrap_secret(name, entry.wrapped)
+        key = cache.get(name) if cache is not None else None
+        if key is None:
+            key = self._hold_key(session, name, now)
+            if cache is not None:
+                cache[name] = key
         aad = f"held|{subject_id}|{field}|{until.isoformat()}".encode()
         return name, FIELD_FORMAT + _seal(key, value.encode(), aad)
 

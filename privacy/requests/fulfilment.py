@@ -87,10 +87,14 @@ def erase(session: Session, ctx: PrivacyContext, subject: SubjectRecord, request
 
 
 def held_values(session: Session, ctx: PrivacyContext, catalogue: Catalogue, subject: SubjectRecord, had: set[str],
-          fields: dict[str, bytes], now: dt.datetime) -> list[HeldValue]:
-    """The fields a legal hold that covers the subject keeps, re-sealed under the hold's key."""
+                fields: dict[str, bytes], now: dt.datetime, dek: bytes | None = None,
+                hold_keys: dict[str, bytes] | None = None) -> list[HeldValue]:
+    """The fields a legal hold that covers the subject keeps, re-sealed under the hold's key.
+
+    ``dek`` is the subject's data key when the caller already unwrapped it (else it is
+    unwrapped when a held field needs it); ``hold_keys`` caches hold keys across subjects.
+    """
     crypto = ctx.crypto
-    dek = crypto.data_key(subject)
     held: list[HeldValue] = []
     for hold in ctx.policy.legal_holds:
         if not hold.covers(catalogue.purposes, had):
@@ -102,8 +106,9 @@ def held_values(session: Session, ctx: PrivacyContext, catalogue: Catalogue, sub
             ciphertext = fields.get(name)
             if ciphertext is None or any(h.name == name for h in held):
                 continue
+            dek = dek if dek is not None else crypto.data_key(subject)
             value = crypto.decrypt_field(dek, subject.id, name, ciphertext)
-            key_name, sealed = crypto.seal_held(session, hold.code, until, subject.id, name, value, now)
+            key_name, sealed = crypto.seal_held(session, hold.code, until, subject.id, name, value, now, hold_keys)
             held.append(HeldValue(name, hold.code, until, key_name, sealed))
     return held
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from privacy.crypto.keys import Crypto
-from privacy.storage.repositories.retention import RetentionRepository, StateRow
+from privacy.storage.repositories.retention import StateRow
 from privacy.storage.repositories.subjects import SubjectRecord
 
 AGGREGATED_FIELDS = ("birth_date", "postal_code", "country")
@@ -24,11 +24,12 @@ def _days_held(state: StateRow, subject: SubjectRecord, as_of: dt.datetime) -> i
 
 
 def aggregates(crypto: Crypto, subject: SubjectRecord, fields: Mapping[str, bytes], states: Mapping[str, StateRow],
-               as_of: dt.datetime) -> dict[str, Any]:
-    """The anonymised record's values for ``subject`` (decrypts only :data:`AGGREGATED_FIELDS`)."""
+               as_of: dt.datetime, dek: bytes | None = None) -> dict[str, Any]:
+    """The anonymised record's values for ``subject`` (decrypts only :data:`AGGREGATED_FIELDS`;
+    ``dek``: the subject's data key, if the caller has it unwrapped already)."""
     values: dict[str, str] = {}
     if any(name in fields for name in AGGREGATED_FIELDS):
-        dek = crypto.data_key(subject)
+        dek = dek if dek is not None else crypto.data_key(subject)
         values = {name: crypto.decrypt_field(dek, subject.id, name, fields[name])
                   for name in AGGREGATED_FIELDS if name in fields}
     birth = values.get("birth_date")
@@ -37,11 +38,3 @@ def aggregates(crypto: Crypto, subject: SubjectRecord, fields: Mapping[str, byte
             "country": (values.get("country") or "")[:2] or None,
             "purposes": [{"purpose": code, "days_held": _days_held(s, subject, as_of)}
                          for code, s in sorted(states.items())]}
-
-
-def anonymise(repo: RetentionRepository, crypto: Crypto, subject: SubjectRecord, fields: Mapping[str, bytes],
-              states: Mapping[str, StateRow], rule: str, as_of: dt.datetime) -> None:
-    """Store the subject's aggregates (the caller then destroys the key and the rows)."""
-    values = aggregates(crypto, subject, fields, states, as_of)
-    repo.add_anonymised(as_of, values["birth_year"], values["postal_prefix"], values["country"], values["purposes"],
-                        rule)

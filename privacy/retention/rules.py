@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from privacy.policy.file import LegalHold, PurposeDef
-from privacy.storage.repositories.retention import RetentionRepository, StateRow
+from privacy.storage.repositories.retention import Keeper, RetentionRepository, StateRow
 
 STATE_CLOCKS = {"withdrawal": ("withdrawn", "declined"), "consent_expiry": ("expired",), "expiry": ("expired",)}
 SUBJECT_CLOCKS = ("collection", "last_activity")
@@ -101,6 +101,22 @@ def kept(purpose: PurposeDef, state: StateRow, fired: set[str]) -> bool:
     if purpose.code in fired:
         return False
     return has_basis(purpose, state, fired) or state.status == "pending" or bool(purpose.retention)
+
+
+def keepers(purposes: Mapping[str, PurposeDef]) -> tuple[Keeper, ...]:
+    """:func:`kept` as statuses, for the selection in SQL of subjects who may lose a field
+    (a purpose whose own rule fired is left to :func:`fired_in_range`): a purpose with a
+    retention rule keeps in every status, a consent purpose while granted or pending, any
+    other purpose while its state has not ended."""
+    out = []
+    for code, p in sorted(purposes.items()):
+        if p.retention:
+            out.append(Keeper(code, tuple(sorted(p.fields)), (), True))
+        elif p.needs_consent:
+            out.append(Keeper(code, tuple(sorted(p.fields)), ("granted", "pending"), False))
+        else:
+            out.append(Keeper(code, tuple(sorted(p.fields)), ENDED, True))
+    return tuple(k for k in out if k.fields)
 
 
 def hold_fields(holds: tuple[LegalHold, ...], purposes: Mapping[str, PurposeDef], had: set[str],

@@ -1,11 +1,13 @@
 """Retention rules enforced: each clock and action, holds, minimisation, erasure tasks."""
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from tests.retention.sweeping import audits, exists, field_names, policy_with, rows, sign_up, sweep
 
@@ -163,14 +165,14 @@ def test_a_dry_run_changes_nothing_and_lists_what_would_go(
 
 def test_a_crashed_run_is_resumed_and_nothing_is_done_twice(
         app: Flask, client: FlaskClient, writer: dict[str, str], monkeypatch: Any) -> None:
-    from privacy.retention.sweep import RetentionService
+    from privacy.storage.repositories.subjects import SubjectRepository
 
     ids = []
     for i in range(4):
         email = f"p{i}@example.se"
         ids.append(sign_up(client, writer, email, {"sms": True}, phone=f"+4670123456{i}"))
         sign_up(client, writer, email, {"sms": False})
-    original = RetentionService._subject_action
+    original = SubjectRepository.erase_many  # the power cuts in the middle of the second batch's writes
     calls = {"n": 0}
 
     def crash_on_second(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -179,7 +181,7 @@ def test_a_crashed_run_is_resumed_and_nothing_is_done_twice(
             raise RuntimeError("power cut")
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(RetentionService, "_subject_action", crash_on_second)
+    monkeypatch.setattr(SubjectRepository, "erase_many", crash_on_second)
     try:
         sweep(app, days=31, batch_size=1)
     except RuntimeError:
@@ -187,7 +189,7 @@ def test_a_crashed_run_is_resumed_and_nothing_is_done_twice(
     else:
         raise AssertionError("the sweep should have crashed")
     assert sum(exists(app, s) for s in ids) == 3
-    monkeypatch.setattr(RetentionService, "_subject_action", original)
+    monkeypatch.setattr(SubjectRepository, "erase_many", original)
     summary = sweep(app, days=31, batch_size=1)
     assert summary["subjects"]["deleted"] == 4  # the resumed run's counts include the first batch
     assert not any(exists(app, s) for s in ids)
@@ -219,3 +221,23 @@ def test_a_sweep_as_of_the_first_years_fires_nothing(app: Flask, client: FlaskCl
     with app.app_context():
         summary = RetentionService(current()).run(dt.datetime(1, 1, 2, tzinfo=dt.UTC), True, "test")
     assert summary["would_go"] == [] and exists(app, sid)
+
+
+def test_a_field_no_purpose_lists_any_more_goes_and_needed_fields_stay(
+        app: Flask, client: FlaskClient, writer: dict[str, str]) -> None:
+    from api.db import db
+
+    sid = sign_up(client, writer, ANNA, {"loyalty_club": True}, **MEMBER)
+    other = sign_up(client, writer, "bo@example.se", {"loyalty_club": True}, **MEMBER)
+    with app.app_context():  # left over from an older policy that listed it
+        db.session.execute(text("INSERT INTO subject_fields (subject_id, name, ciphertext, updated_at) "
+                                "VALUES (:s, 'shoe_size', :c, :t)"),
+                           {"s": sid, "c": b"x", "t": dt.datetime.now(dt.UTC)})
+        db.session.commit()
+    before = rows(app, "SELECT updated_at FROM subjects WHERE id = :s", s=other)
+    summary = sweep(app, days=1)
+    assert summary["fields_removed"] == 1
+    assert summary["counts"] == {"(none)": {"other": {"delete": 0, "anonymise": 0, "minimise": 1}}}
+    assert field_names(app, sid) == set(MEMBER) | {"email"}
+    assert field_names(app, other) == set(MEMBER) | {"email"}
+    assert rows(app, "SELECT updated_at FROM subjects WHERE id = :s", s=other) == before

@@ -36,6 +36,7 @@ UPDATE_STATE = update(_CS).where(
     status=bindparam("v_status"), notice_version=bindparam("v_notice_version"), recorded_at=bindparam("v_recorded_at"),
     granted_at=bindparam("v_granted_at"), event_seq=bindparam("v_event_seq"))
 DELETE_OF_SUBJECT = delete(_CS).where(_CS.c.subject_id == bindparam("b_sid"))
+DELETE_OF_SUBJECTS = delete(_CS).where(_CS.c.subject_id.in_(bindparam("b_sids", expanding=True)))
 
 
 @dataclass(slots=True)
@@ -156,3 +157,8 @@ class ConsentStateRepository:
     def forget(self, subject_id: str) -> None:
         """Delete the subject's states (an erasure; the ledger keeps its events)."""
         self.tx.execute(DELETE_OF_SUBJECT, {"b_sid": subject_id})
+
+    def forget_many(self, subject_ids: list[str]) -> None:
+        """:meth:`forget` for many subjects, one statement."""
+        if subject_ids:
+            self.tx.execute(DELETE_OF_SUBJECTS, {"b_sids": subject_ids})

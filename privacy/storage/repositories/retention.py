@@ -7,11 +7,12 @@ sweep walks the table in batches and never loads it whole.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy import and_, bindparam, exists, false, insert, literal_column, or_, select, update
 
 from privacy.storage.models import ConsentState, Subject, SubjectField
 from privacy.storage.retention_models import AnonymisedRecord, RetentionRun
@@ -35,9 +36,9 @@ BY_SUBJECT_TIME = {
 BY_STATE_TIME = select(_S.c.id).join(_CS, _CS.c.subject_id == _S.c.id).where(
     *IN_RANGE, _CS.c.purpose == bindparam("purpose"), _CS.c.status.in_(bindparam("statuses", expanding=True)),
     _CS.c.recorded_at <= bindparam("cutoff"))
-STATES_IN_RANGE = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).join(
-    _S, _S.c.id == _CS.c.subject_id).where(*IN_RANGE)
-FIELDS_IN_RANGE = select(_SF.c.subject_id, _SF.c.name).join(_S, _S.c.id == _SF.c.subject_id).where(*IN_RANGE)
+STATES_OF = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).where(
+    _CS.c.subject_id.in_(bindparam("sids", expanding=True)))
+FIELD_NAMES_OF = select(_SF.c.subject_id, _SF.c.name).where(_SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 INSERT_RUN = insert(_R)
 UPDATE_RUN = update(_R).where(_R.c.id == bindparam("b_id")).values(
     status=bindparam("v_status"), cursor=bindparam("v_cursor"), summary=bindparam("v_summary"),
@@ -47,6 +48,30 @@ NEWEST_RUNNING = select(*RUN_COLUMNS).where(_R.c.status == literal_column("'runn
     _R.c.started_at.desc(), _R.c.id.desc()).limit(1)
 NEWEST = select(*RUN_COLUMNS).order_by(_R.c.started_at.desc(), _R.c.id.desc()).limit(bindparam("n"))
 INSERT_ANONYMISED = insert(_A)
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """A purpose keeps ``fields`` while the subject's state for it has a status in
+    ``statuses`` (or, with ``negate``, one not in them)."""
+
+    purpose: str
+    fields: tuple[str, ...]
+    statuses: tuple[str, ...]
+    negate: bool
+
+
+@functools.lru_cache(maxsize=8)  # one statement per policy
+def _unneeded_fields(keepers: tuple[Keeper, ...]) -> Any:
+    """Subjects in the id range with a stored field that no state of theirs keeps."""
+    terms = []
+    for k in keepers:
+        status = _CS.c.status.not_in(k.statuses) if k.negate else _CS.c.status.in_(k.statuses)
+        terms.append(and_(_CS.c.purpose == k.purpose, _SF.c.name.in_(k.fields),
+                          *([status] if k.statuses or not k.negate else [])))
+    kept = exists().where(_CS.c.subject_id == _SF.c.subject_id, or_(*terms) if terms else false())
+    return select(_SF.c.subject_id).where(_SF.c.subject_id > bindparam("after"), _SF.c.subject_id <= bindparam("last"),
+                                          ~kept).distinct()
 
 
 @dataclass(slots=True)
@@ -101,15 +126,23 @@ class RetentionRepository:
                                            "after": after, "last": last})
         return {r.id for r in rows}
 
-    def states_in_range(self, after: str, last: str) -> dict[str, dict[str, StateRow]]:
+    def unneeded_in_range(self, keepers: tuple[Keeper, ...], after: str, last: str) -> set[str]:
+        """Subjects in the range holding a field that no purpose they have a keeping state
+        for lists (minimisation candidates; the sweep decides on each)."""
+        stmt = _unneeded_fields(keepers)
+        return {r.subject_id for r in self.tx.all(stmt, {"after": after, "last": last})}
+
+    def states_of(self, subject_ids: list[str]) -> dict[str, dict[str, StateRow]]:
+        """Each subject's states by purpose."""
         out: dict[str, dict[str, StateRow]] = {}
-        for r in self.tx.all(STATES_IN_RANGE, {"after": after, "last": last}):
+        for r in self.tx.all(STATES_OF, {"sids": subject_ids}):
             out.setdefault(r.subject_id, {})[r.purpose] = StateRow(*r)
         return out
 
-    def field_names_in_range(self, after: str, last: str) -> dict[str, set[str]]:
+    def field_names_of(self, subject_ids: list[str]) -> dict[str, set[str]]:
+        """Each subject's stored field names."""
         out: dict[str, set[str]] = {}
-        for r in self.tx.all(FIELDS_IN_RANGE, {"after": after, "last": last}):
+        for r in self.tx.all(FIELD_NAMES_OF, {"sids": subject_ids}):
             out.setdefault(r.subject_id, set()).add(r.name)
         return out
 
@@ -137,8 +170,9 @@ class RetentionRepository:
 
     # --- anonymisation ----------------------------------------------------------------
 
-    def add_anonymised(self, at: dt.datetime, birth_year: int | None, postal_prefix: str | None,
-                       country: str | None, purposes: list[dict[str, Any]], rule: str) -> None:
-        self.tx.execute(INSERT_ANONYMISED, [{"anonymised_at": at, "birth_year": birth_year,
-                                             "postal_prefix": postal_prefix, "country": country,
-                                             "purposes": json.dumps(purposes, sort_keys=True), "rule": rule}])
+    def add_anonymised(self, rows: list[dict[str, Any]]) -> None:
+        """Store anonymised records: each a dict of ``anonymised_at``, ``birth_year``,
+        ``postal_prefix``, ``country``, ``purposes`` (a list) and ``rule``."""
+        if rows:
+            self.tx.execute(INSERT_ANONYMISED, [{**r, "purposes": json.dumps(r["purposes"], sort_keys=True)}
+                                                for r in rows])

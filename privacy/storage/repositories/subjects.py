@@ -40,6 +40,10 @@ INDEX_HOLDERS = union_all(
 KEYS_AFTER = select(*KEY_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
 KEYS_UNDER = select(*KEY_COLUMNS).where(_S.c.master_key_id == bindparam("mk"))
 SUBJECTS_AFTER = select(*SUBJECT_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
+IDS_AFTER = select(_S.c.id).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
+SUBJECTS_OF = select(*SUBJECT_COLUMNS).where(_S.c.id.in_(bindparam("sids", expanding=True))).order_by(_S.c.id)
+FIELDS_OF_MANY = select(_SF.c.subject_id, _SF.c.name, _SF.c.ciphertext).where(
+    _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 FIELD_OF_MANY = select(_SF.c.subject_id, _SF.c.ciphertext).where(
     _SF.c.name == bindparam("name"), _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 FIELD_NAMES = select(_SF.c.name).where(_SF.c.subject_id == bindparam("sid"))
@@ -58,6 +62,10 @@ SHRED = update(_S).where(_S.c.id == bindparam("b_sid")).values(
 REWRAP = update(_S).where(_S.c.id == bindparam("b_sid")).values(
     wrapped_key=bindparam("b_wrapped"), master_key_id=bindparam("b_mk"))
 DELETE_SUBJECT = delete(_S).where(_S.c.id == bindparam("b_sid"))
+SHRED_MANY = update(_S).where(_S.c.id.in_(bindparam("b_sids", expanding=True))).values(
+    wrapped_key=null(), master_key_id=null(), shredded_at=bindparam("b_now"))
+DELETE_FIELDS_OF_MANY = delete(_SF).where(_SF.c.subject_id.in_(bindparam("b_sids", expanding=True)))
+DELETE_SUBJECTS = delete(_S).where(_S.c.id.in_(bindparam("b_sids", expanding=True)))
 INSERT_FIELD = insert(_SF)
 UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
     ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
@@ -172,6 +180,24 @@ class SubjectRepository:
         """Up to ``limit`` subjects in id order after ``after`` (a walk of the table in batches)."""
         return [SubjectRecord(*r) for r in self.tx.all(SUBJECTS_AFTER, {"after": after, "n": limit})]
 
+    def ids_after(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` subject ids in order after ``after`` (a light walk of the table)."""
+        return [r.id for r in self.tx.all(IDS_AFTER, {"after": after, "n": limit})]
+
+    def of_ids(self, subject_ids: list[str]) -> list[SubjectRecord]:
+        """The subjects with these ids, in id order."""
+        if not subject_ids:
+            return []
+        return [SubjectRecord(*r) for r in self.tx.all(SUBJECTS_OF, {"sids": subject_ids})]
+
+    def fields_of_many(self, subject_ids: list[str]) -> dict[str, dict[str, bytes]]:
+        """Each subject's sealed fields by name (subjects without fields are left out)."""
+        out: dict[str, dict[str, bytes]] = {}
+        if subject_ids:
+            for r in self.tx.all(FIELDS_OF_MANY, {"sids": subject_ids}):
+                out.setdefault(r.subject_id, {})[r.name] = r.ciphertext
+        return out
+
     def field_of(self, subject_ids: list[str], name: str) -> dict[str, bytes]:
         """The sealed value of field ``name`` of each of ``subject_ids`` that has one."""
         if not subject_ids:
@@ -212,9 +238,26 @@ class SubjectRepository:
         self.tx.execute(DELETE_FIELDS, {"b_sid": subject_id})
         self.tx.execute(DELETE_SUBJECT, {"b_sid": subject_id})
 
+    def erase_many(self, subject_ids: list[str], now: dt.datetime) -> None:
+        """:meth:`erase` for many subjects, three statements in all."""
+        if subject_ids:
+            self.tx.execute(SHRED_MANY, {"b_sids": subject_ids, "b_now": now})
+            self.tx.execute(DELETE_FIELDS_OF_MANY, {"b_sids": subject_ids})
+            self.tx.execute(DELETE_SUBJECTS, {"b_sids": subject_ids})
+
     def drop_fields(self, subject_id: str, names: Iterable[str]) -> None:
         """Delete the named fields of the subject (minimisation: no purpose needs them any more)."""
-        self.tx.executemany(DELETE_FIELD, [{"b_sid": subject_id, "b_name": name} for name in sorted(names)])
+        self.drop_many([(subject_id, name) for name in sorted(names)])
+
+    def drop_many(self, fields: list[tuple[str, str]]) -> None:
+        """Delete each (subject id, field name)."""
+        if fields:
+            self.tx.executemany(DELETE_FIELD, [{"b_sid": sid, "b_name": name} for sid, name in fields])
+
+    def updated_many(self, subject_ids: list[str], now: dt.datetime) -> None:
+        """Mark the subjects changed (no new blind index)."""
+        if subject_ids:
+            self.tx.executemany(UPDATED, [{"b_sid": sid, "b_now": now} for sid in subject_ids])
 
     def suppress(self, email_index: bytes, subject_id: str, reason: str, request_id: str | None,
                  now: dt.datetime) -> None:
@@ -223,9 +266,14 @@ class SubjectRepository:
                                               "request_id": request_id, "created_at": now}])
 
     def hold(self, subject_id: str, held: list[HeldValue], now: dt.datetime) -> None:
-        self.tx.execute(INSERT_HELD, [{"subject_id": subject_id, "name": h.name, "hold": h.hold, "until": h.until,
-                                       "key_name": h.key_name, "ciphertext": h.ciphertext, "created_at": now}
-                                      for h in held])
+        self.hold_many({subject_id: held}, now)
+
+    def hold_many(self, held: dict[str, list[HeldValue]], now: dt.datetime) -> None:
+        """Store each subject's held fields (subject id -> its held values)."""
+        rows = [{"subject_id": sid, "name": h.name, "hold": h.hold, "until": h.until, "key_name": h.key_name,
+                 "ciphertext": h.ciphertext, "created_at": now} for sid, values in held.items() for h in values]
+        if rows:
+            self.tx.execute(INSERT_HELD, rows)
 
     def release_held(self, now: dt.datetime) -> int:
         """Delete the held fields whose hold has ended; returns how many."""
