@@ -16,7 +16,8 @@ each step in its own subprocess (so the peak RSS printed is the sweep's alone):
    ``anonymise``), the other half with it ``expired`` (anonymised). Every other subject was
    active yesterday and keeps everything.
 2. ``sweep``: on a fresh copy, ``RetentionService(ctx).run(as_of, dry_run=False, ...)`` with
-   batches of 500: wall time, subjects examined and changed per second, ``ru_maxrss``.
+   the service's batches (``privacy.retention.sweep.BATCH_SIZE``): wall time, subjects
+   examined and changed per second, ``ru_maxrss``.
 3. ``baseline``: on another copy, plain SQL in one transaction: the due subjects' ids into
    a temporary table (the rule as one ``SELECT``), then ``DELETE`` their fields, states and rows.
 
@@ -43,9 +44,9 @@ from typing import Any
 
 from bench.fanout_load import postgres
 from bench.reports import BATCH, EPOCH, _rows, seed
+from privacy.retention.sweep import BATCH_SIZE
 
 DUE_EVERY = 10  # bench.reports.seed withdraws profiling for n % 10 == 0: those become due
-BATCH_SIZE = 500
 UPDATE_CHUNK = 20_000
 OLD = EPOCH - dt.timedelta(days=800)
 RECENT = EPOCH - dt.timedelta(days=1)

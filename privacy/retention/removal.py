@@ -61,8 +61,12 @@ class Removal:
     tasks: list[TaskRecord] = field(default_factory=list)
     hold_keys: dict[str, bytes] = field(default_factory=dict)
 
-    def run(self, acting: list[tuple[SubjectRecord, Decision]]) -> None:
-        ids = [subject.id for subject, _ in acting]
+    ids: list[str] = field(default_factory=list)
+
+    def prepare(self, acting: list[tuple[SubjectRecord, Decision]]) -> None:
+        """Read and count; for a real run, seal what stays (no row changed yet: on SQLite the
+        write lock is taken by :meth:`write` alone)."""
+        ids = self.ids = [subject.id for subject, _ in acting]
         sealed = {} if self.dry_run else SubjectRepository(self.session).fields_of_many(ids)
         erasing = systems_for(self.ctx.policy.connectors, "erasure")
         for subject, decision in acting:
@@ -80,8 +84,6 @@ class Removal:
                 self.tally.deleted += 1
             else:
                 self.tally.anonymised += 1
-        if not self.dry_run:
-            self._write(ids)
 
     def _held_names(self, subject: SubjectRecord) -> set[str]:
         return hold_fields(self.ctx.policy.legal_holds, self.catalogue.purposes,
@@ -108,13 +110,15 @@ class Removal:
                        for c in targets]
         return sorted(set(fields) - {h.name for h in held})
 
-    def _write(self, ids: list[str]) -> None:
+    def write(self) -> None:
         """The batch's rows: anonymised records, held fields, then states, fields and subjects
         go (their keys destroyed), and the erasure tasks are planned."""
-        now = self.ctx.clock()
+        if self.dry_run or not self.ids:
+            return
+        ids, now = self.ids, self.ctx.clock()
         subjects = SubjectRepository(self.session)
         RetentionRepository(self.session).add_anonymised(self.anonymised)
         subjects.hold_many(self.held, now)
         ConsentStateRepository(self.session).forget_many(ids)
-        subjects.erase_many(ids, now)
+        subjects.erase_many(ids)
         TaskRepository(self.session).add(self.tasks)
