@@ -69,11 +69,11 @@ class RetentionService:
                 stopped = True
                 break
             with self.ctx.database.unit_of_work() as session:
-                ids = SubjectRepository(session).ids_after(run.cursor or "", batch_size)
-                if not ids:
+                last = SubjectRepository(session).batch_end(run.cursor or "", batch_size)
+                if last is None:
                     break
-                self._batch(session, catalogue, run.cursor or "", ids[-1], run.as_of, dry_run, tally)
-                run.cursor = ids[-1]
+                self._batch(session, catalogue, run.cursor or "", last, run.as_of, dry_run, tally)
+                run.cursor = last
                 run.summary = tally.summary(run.id, as_json_time(run.as_of) or "", dry_run)
                 if not dry_run:
                     RetentionRepository(session).save_run(run)

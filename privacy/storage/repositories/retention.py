@@ -32,9 +32,11 @@ BY_SUBJECT_TIME = {
     clock: select(_S.c.id).join(_CS, _CS.c.subject_id == _S.c.id).where(
         *IN_RANGE, _CS.c.purpose == bindparam("purpose"), column <= bindparam("cutoff"))
     for clock, column in (("collection", _S.c.created_at), ("last_activity", _S.c.last_activity_at))}
-# The state's own time, for the statuses that start the clock.
-BY_STATE_TIME = select(_S.c.id).join(_CS, _CS.c.subject_id == _S.c.id).where(
-    *IN_RANGE, _CS.c.purpose == bindparam("purpose"), _CS.c.status.in_(bindparam("statuses", expanding=True)),
+# The state's own time, for the statuses that start the clock (the states' own key range:
+# no join).
+BY_STATE_TIME = select(_CS.c.subject_id.label("id")).where(
+    _CS.c.subject_id > bindparam("after"), _CS.c.subject_id <= bindparam("last"),
+    _CS.c.purpose == bindparam("purpose"), _CS.c.status.in_(bindparam("statuses", expanding=True)),
     _CS.c.recorded_at <= bindparam("cutoff"))
 STATES_OF = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).where(
     _CS.c.subject_id.in_(bindparam("sids", expanding=True)))

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal, null, select, union_all, update
+from sqlalchemy import bindparam, delete, func, insert, literal, null, select, union_all, update
 
 from privacy.storage.models import HeldField, Subject, SubjectField, Suppression
 from privacy.storage.statements import AnyTransaction, Prepared, as_transaction, prepare
@@ -40,7 +40,10 @@ INDEX_HOLDERS = union_all(
 KEYS_AFTER = select(*KEY_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
 KEYS_UNDER = select(*KEY_COLUMNS).where(_S.c.master_key_id == bindparam("mk"))
 SUBJECTS_AFTER = select(*SUBJECT_COLUMNS).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
-IDS_AFTER = select(_S.c.id).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(bindparam("n"))
+# The n-th id after ``after`` (only that one row reaches Python), else the last id there is.
+NTH_ID_AFTER = select(_S.c.id).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(1).offset(
+    bindparam("skip"))
+LAST_ID = select(func.max(_S.c.id))
 SUBJECTS_OF = select(*SUBJECT_COLUMNS).where(_S.c.id.in_(bindparam("sids", expanding=True))).order_by(_S.c.id)
 FIELDS_OF_MANY = select(_SF.c.subject_id, _SF.c.name, _SF.c.ciphertext).where(
     _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
@@ -178,9 +181,14 @@ class SubjectRepository:
         """Up to ``limit`` subjects in id order after ``after`` (a walk of the table in batches)."""
         return [SubjectRecord(*r) for r in self.tx.all(SUBJECTS_AFTER, {"after": after, "n": limit})]
 
-    def ids_after(self, after: str, limit: int) -> list[str]:
-        """Up to ``limit`` subject ids in order after ``after`` (a light walk of the table)."""
-        return [r.id for r in self.tx.all(IDS_AFTER, {"after": after, "n": limit})]
+    def batch_end(self, after: str, size: int) -> str | None:
+        """The last id of the next ``size`` subjects in id order after ``after`` (None when
+        there are none): a walk of the table in id ranges that reads no rows."""
+        row = self.tx.first(NTH_ID_AFTER, {"after": after, "skip": size - 1})
+        if row is not None:
+            return str(row.id)
+        last = self.tx.first(LAST_ID, {})
+        return str(last[0]) if last is not None and last[0] is not None and last[0] > after else None
 
     def of_ids(self, subject_ids: list[str]) -> list[SubjectRecord]:
         """The subjects with these ids, in id order."""
