@@ -71,7 +71,10 @@ def _unneeded_fields(keepers: tuple[Keeper, ...]) -> Any:
         status = _CS.c.status.not_in(k.statuses) if k.negate else _CS.c.status.in_(k.statuses)
         terms.append(and_(_CS.c.purpose == k.purpose, _SF.c.name.in_(k.fields),
                           *([status] if k.statuses or not k.negate else [])))
-    kept = exists().where(_CS.c.subject_id == _SF.c.subject_id, or_(*terms) if terms else false())
+    # The states' range is repeated inside, so that the planner may read both ranges once
+    # and join them (rather than probe the states once per stored field).
+    kept = exists().where(_CS.c.subject_id == _SF.c.subject_id, _CS.c.subject_id > bindparam("after"),
+                          _CS.c.subject_id <= bindparam("last"), or_(*terms) if terms else false())
     return select(_SF.c.subject_id).where(_SF.c.subject_id > bindparam("after"), _SF.c.subject_id <= bindparam("last"),
                                           ~kept).distinct()
 
