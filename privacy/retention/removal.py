@@ -28,12 +28,13 @@ from privacy.tasks.planning import holds_purpose, sealed_task, systems_for
 
 @dataclass
 class Batch:
-    """What a batch reads of the subjects it concerns: records, states, stored field names,
+    """What a batch reads of the subjects it concerns: records, states, sealed fields by name
+    (read at once for the decision and the action: most subjects concerned are acted on),
     and the purposes whose rule fired, by subject id."""
 
     subjects: list[SubjectRecord]
     states: dict[str, dict[str, StateRow]]
-    fields: dict[str, set[str]]
+    fields: dict[str, dict[str, bytes]]
     fired: dict[str, set[str]]
 
 
@@ -60,23 +61,21 @@ class Removal:
     held: dict[str, list[HeldValue]] = field(default_factory=dict)
     tasks: list[TaskRecord] = field(default_factory=list)
     hold_keys: dict[str, bytes] = field(default_factory=dict)
-
     ids: list[str] = field(default_factory=list)
 
     def prepare(self, acting: list[tuple[SubjectRecord, Decision]]) -> None:
         """Read and count; for a real run, seal what stays (no row changed yet: on SQLite the
         write lock is taken by :meth:`write` alone)."""
-        ids = self.ids = [subject.id for subject, _ in acting]
-        sealed = {} if self.dry_run else SubjectRepository(self.session).fields_of_many(ids)
+        self.ids = [subject.id for subject, _ in acting]
         erasing = systems_for(self.ctx.policy.connectors, "erasure")
         for subject, decision in acting:
             assert decision.action is not None and decision.rule is not None
             targets = [c for c in erasing if any(holds_purpose(c, p) for p in decision.fired)]
             if self.dry_run:
-                gone = sorted(self.batch.fields.get(subject.id, set()) - self._held_names(subject))
+                gone = sorted(set(self.batch.fields.get(subject.id, {})) - self._held_names(subject))
                 self.tally.would(subject.id, decision.rule, decision.action, gone)
             else:
-                gone = self._prepare(subject, sealed.get(subject.id, {}), decision, targets)
+                gone = self._prepare(subject, self.batch.fields.get(subject.id, {}), decision, targets)
             for name in gone:
                 self.tally.field(decision.rule, category(self.ctx, name), decision.action)
             self.tally.tasks_planned += len(targets)

@@ -121,7 +121,7 @@ class RetentionService:
         if not concerned:
             return Batch([], {}, {}, fired)
         return Batch(SubjectRepository(session).of_ids(concerned), repo.states_of(concerned),
-                      repo.field_names_of(concerned), fired)
+                      SubjectRepository(session).fields_of_many(concerned), fired)
 
     def _batch(self, session: Session, catalogue: Catalogue, after: str, last: str, as_of: dt.datetime,
                dry_run: bool, tally: Tally) -> None:
@@ -136,7 +136,7 @@ class RetentionService:
             held = hold_fields(self.ctx.policy.legal_holds, catalogue.purposes, set(states),
                                subject.last_activity_at, as_of)
             decision = decide(catalogue.purposes, rules, states, batch.fired.get(subject.id, set()),
-                              batch.fields.get(subject.id, set()), held)
+                              set(batch.fields.get(subject.id, {})), held)
             if decision.action is not None:
                 acting.append((subject, decision))
             elif decision.drop:

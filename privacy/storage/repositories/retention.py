@@ -40,7 +40,6 @@ BY_STATE_TIME = select(_CS.c.subject_id.label("id")).where(
     _CS.c.recorded_at <= bindparam("cutoff"))
 STATES_OF = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).where(
     _CS.c.subject_id.in_(bindparam("sids", expanding=True)))
-FIELD_NAMES_OF = select(_SF.c.subject_id, _SF.c.name).where(_SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 INSERT_RUN = insert(_R)
 UPDATE_RUN = update(_R).where(_R.c.id == bindparam("b_id")).values(
     status=bindparam("v_status"), cursor=bindparam("v_cursor"), summary=bindparam("v_summary"),
@@ -142,13 +141,6 @@ class RetentionRepository:
         out: dict[str, dict[str, StateRow]] = {}
         for r in self.tx.all(STATES_OF, {"sids": subject_ids}):
             out.setdefault(r.subject_id, {})[r.purpose] = StateRow(*r)
-        return out
-
-    def field_names_of(self, subject_ids: list[str]) -> dict[str, set[str]]:
-        """Each subject's stored field names."""
-        out: dict[str, set[str]] = {}
-        for r in self.tx.all(FIELD_NAMES_OF, {"sids": subject_ids}):
-            out.setdefault(r.subject_id, set()).add(r.name)
         return out
 
     # --- runs -------------------------------------------------------------------------
