@@ -289,7 +289,8 @@ def run_postgres(sizes: list[int], rounds: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--subjects", type=int, nargs="*", default=[100_000, 1_000_000],
+                        help="sizes on SQLite (none: skip it)")
     parser.add_argument("--postgres-subjects", type=int, nargs="*", default=[100_000],
                         help="sizes on PostgreSQL (none: skip it)")
     parser.add_argument("--rounds", type=int, default=1, help="sweep and baseline rounds per size (medians)")
@@ -302,8 +303,10 @@ def main() -> None:
         print(json.dumps(PHASES[args.phase](args.folder, args.db, args.subjects[0])))
         return
     print(f"== retention sweep, 1 in {DUE_EVERY} subjects due, batches of {BATCH_SIZE}, as of {EPOCH:%Y-%m-%d}")
-    print("== SQLite")
-    results = [measure("sqlite", total, args.rounds) for total in args.subjects]
+    results = []
+    if args.subjects:
+        print("== SQLite")
+        results = [measure("sqlite", total, args.rounds) for total in args.subjects]
     if args.postgres_subjects:
         results += run_postgres(args.postgres_subjects, args.rounds)
     table(results)
