@@ -53,12 +53,13 @@ test-postgres: install ## Run the test suite against a throwaway PostgreSQL (.ci
 lint: install ## Run ruff, mypy and the import-linter layer contracts
 	$(BIN)/ruff check . && $(BIN)/mypy privacy api retention exports && $(BIN)/lint-imports
 
-bench: install ## Run the benchmarks (python -m bench.checks, bench, bench.requests, bench.fanout, bench.retention)
+bench: install ## Run the benchmarks (python -m bench.checks, bench, bench.requests, bench.fanout, bench.retention, bench.pg_signup)
 	$(PYTHON) -m bench.checks
 	$(PYTHON) -m bench
 	$(PYTHON) -m bench.requests
 	$(PYTHON) -m bench.fanout
 	$(PYTHON) -m bench.retention
+	$(PYTHON) -m bench.pg_signup
 
 ci: ## Run the full CI script (.ci/run) locally
 	bash .ci/run

@@ -12,6 +12,11 @@ Run it under gunicorn from the repository root, with the database file in
 
     export BENCH_BASELINE_DB=/tmp/x/baseline.db
     gunicorn -w 2 -b 127.0.0.1:8001 'bench.baseline_app:create_app()'
+
+On PostgreSQL, give a database URL in ``BENCH_BASELINE_DATABASE_URL`` instead (it wins
+over ``BENCH_BASELINE_DB``), e.g. ``postgresql+psycopg://user:pw@127.0.0.1:5432/base``:
+the engine then has the service's pool settings on a server database (SQLAlchemy's
+default pool, ``pool_pre_ping``), and each write is the same INSERT and COMMIT.
 """
 
 from __future__ import annotations
@@ -50,8 +55,15 @@ records = Table(
 )
 
 
+URL_ENV = "BENCH_BASELINE_DATABASE_URL"
+"""A server database for the baseline (wins over ``BENCH_BASELINE_DB``, a SQLite file)."""
+
+
 def make_engine(db_path: str) -> Engine:
-    """An engine on the SQLite file ``db_path`` with the service's pragmas applied."""
+    """An engine on the SQLite file ``db_path`` with the service's pragmas applied, or on the
+    database URL ``db_path`` (anything with ``://``) with the service's pool settings."""
+    if "://" in db_path:
+        return create_engine(db_path, pool_pre_ping=True, hide_parameters=True)
     engine = create_engine(f"sqlite:///{db_path}")
 
     @event.listens_for(engine, "connect")
@@ -62,7 +74,8 @@ def make_engine(db_path: str) -> Engine:
 
 
 def create_schema(db_path: str) -> None:
-    """Create the baseline table and its index (run once, before the workers start)."""
+    """Create the baseline table and its index (run once, before the workers start) in the
+    SQLite file or database URL ``db_path``."""
     engine = make_engine(db_path)
     try:
         metadata.create_all(engine)
@@ -71,8 +84,9 @@ def create_schema(db_path: str) -> None:
 
 
 def create_app(db_path: str | None = None) -> Flask:
-    """The baseline Flask app on the SQLite file ``db_path`` (default ``$BENCH_BASELINE_DB``)."""
-    path = db_path or os.environ["BENCH_BASELINE_DB"]
+    """The baseline Flask app on ``db_path``, a SQLite file or a database URL (default
+    ``$BENCH_BASELINE_DATABASE_URL``, else ``$BENCH_BASELINE_DB``)."""
+    path = db_path or os.environ.get(URL_ENV) or os.environ["BENCH_BASELINE_DB"]
     engine = make_engine(path)
     app = Flask(__name__)
 

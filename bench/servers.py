@@ -122,7 +122,7 @@ def prepare_service(env: Mapping[str, str]) -> str:
 
 
 class GunicornServer:
-    """A gunicorn master with :data:`WORKERS` workers serving ``app_spec`` on 127.0.0.1."""
+    """A gunicorn master with ``workers`` (default :data:`WORKERS`) workers serving ``app_spec`` on 127.0.0.1."""
 
     def __init__(
         self,
@@ -133,8 +133,10 @@ class GunicornServer:
         port: int | None = None,
         health_path: str = "/healthz",
         startup_timeout_s: float = 60,
+        workers: int = WORKERS,
     ) -> None:
         self.name = name
+        self.workers = workers
         self.app_spec = app_spec
         self.env = dict(env)
         self.log_path = log_path
@@ -155,7 +157,7 @@ class GunicornServer:
             "-m",
             "gunicorn",
             "-w",
-            str(WORKERS),
+            str(self.workers),
             "-b",
             f"127.0.0.1:{self.port}",
             "--timeout",
