@@ -119,7 +119,7 @@ class Recorder:
         if idempotency:
             answer = IdempotencyRepository.prepare(*idempotency, fingerprint, plan.body, now, dialect)
         tasks = self._consent_tasks(conn, plan, now)
-        with self.database.raw_write(conn) as tx:
+        with self.database.raw_write(conn, pipeline=True) as tx:
             if idempotency:
                 replay = _replay(IdempotencyRepository(tx), idempotency, fingerprint)
                 if replay is not None:

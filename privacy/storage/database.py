@@ -92,13 +92,21 @@ class Database:
                 yield own
 
     @contextlib.contextmanager
-    def raw_write(self, conn: Any | None = None) -> Iterator[RawTransaction]:
+    def raw_write(self, conn: Any | None = None, pipeline: bool = False) -> Iterator[RawTransaction]:
         """A short write transaction on a pooled DBAPI connection (or on ``conn``, from
         :meth:`raw_connection`): SQLite's writer lock and ``BEGIN IMMEDIATE`` first, commit on
-        success, roll back on error."""
+        success, roll back on error.
+
+        With ``pipeline``, on PostgreSQL the transaction runs in psycopg's pipeline mode:
+        statements whose results nobody reads are sent without waiting for the server, so a
+        sign-up's writes cost a round trip or two rather than one each. A database error
+        then surfaces at the next read or at the commit (the whole transaction rolls back as
+        before), and a statement's ``rowcount`` is not known until then: only for callers
+        that read no row counts."""
         lock = writer_lock(self.engine)
         sqlite = self.engine.dialect.name == "sqlite"
-        with self._connection(conn) as conn, lock.held() if lock else contextlib.nullcontext():
+        with self._connection(conn) as conn, lock.held() if lock else contextlib.nullcontext(), \
+                conn.driver_connection.pipeline() if pipeline and not sqlite else contextlib.nullcontext():
             cursor = conn.cursor()
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
