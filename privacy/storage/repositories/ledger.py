@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -62,9 +62,9 @@ def shard_of(subject_id: str) -> int:
     return int.from_bytes(hashlib.sha256(subject_id.encode()).digest()[:8], "big") % SHARDS
 
 
-CONSENT_HEADS = (CONSENT_CHAIN, *(shard_head(k) for k in range(SHARDS)))
 # The consent ledger's heads in one plain read (no lock: never waits for an append).
-CONSENT_HEADS_NOW = select(_HEADS.c.name, _HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.name.in_(CONSENT_HEADS))
+CONSENT_HEADS_NOW = select(_HEADS.c.name, _HEADS.c.seq, _HEADS.c.hash).where(
+    or_(_HEADS.c.name == CONSENT_CHAIN, _HEADS.c.name.like(CONSENT_CHAIN + "/%")))
 NEWEST_ANCHOR = (select(_AUDIT).where(_AUDIT.c.target == CONSENT_CHAIN, _AUDIT.c.action == ANCHOR_ACTION)
                  .order_by(_AUDIT.c.seq.desc()).limit(1))
 
