@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from privacy.consent.service import ConsentService
 from privacy.context import PrivacyContext
+from privacy.ledger import anchor_heads
 from privacy.mail.outbox import deliver_pending
 from privacy.requests.housekeeping import HousekeepingService
 from privacy.requests.packages import PackageService
@@ -105,6 +106,13 @@ def reconcile_connectors(ctx: PrivacyContext, now: dt.datetime) -> int:
     return totals["drifts"]
 
 
+def ledger_anchor(ctx: PrivacyContext, now: dt.datetime) -> int:
+    """Write an audit entry naming every consent ledger head (its shards' and the legacy
+    chain's) when one moved since the last: cutting a shard's newest entries together
+    with its head row is then caught by verification. Reads the heads without a lock."""
+    return 1 if anchor_heads(ctx.database, now) is not None else 0
+
+
 def retention_sweep(ctx: PrivacyContext, now: dt.datetime) -> int:
     """Enforce the purposes' retention rules and minimise (resumes a sweep left unfinished;
     stops between batches when the scheduler is asked to stop). Returns the subjects
@@ -129,5 +137,6 @@ JOBS: dict[str, tuple[Job, dt.timedelta]] = {
     "forget_finished_tasks": (forget_finished_tasks, dt.timedelta(hours=24)),
     "reconcile_connectors": (reconcile_connectors, dt.timedelta(hours=24)),
     "deadline_watch": (deadline_watch, dt.timedelta(hours=1)),
+    "ledger_anchor": (ledger_anchor, dt.timedelta(seconds=60)),
     "retention_sweep": (retention_sweep, dt.timedelta(hours=24)),
 }

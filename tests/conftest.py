@@ -1,7 +1,8 @@
 """Fixtures: an application per test on a temporary database (SQLite, or PostgreSQL).
 
 With ``PRIVACY_TEST_DATABASE_URL`` set (``.ci/run`` does), every test runs against that
-PostgreSQL database, migrated once per session and emptied between tests; otherwise
+PostgreSQL database, migrated once per session and emptied between tests (but for the
+ledger heads the migrations make, put back as they were); otherwise
 each test gets its own SQLite file, copied from a template migrated once per session.
 """
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Database:
             _upgrade(create_app(_config(root, PG_URL)))
             engine = create_engine(PG_URL)
             self.tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+            with engine.connect() as conn:  # the ledger's shard heads, which migration 0011 makes
+                self.heads = [dict(r) for r in conn.execute(text("SELECT name, seq, hash FROM chain_heads")).mappings()]
             engine.dispose()
         else:
             self.template = root / "template.db"
@@ -81,6 +84,9 @@ class Database:
             engine = create_engine(self.url)
             with engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY CASCADE"))
+                if self.heads:
+                    conn.execute(text("INSERT INTO chain_heads (name, seq, hash) VALUES (:name, :seq, :hash)"),
+                                 self.heads)
             engine.dispose()
             return self.url
         target = tmp_path / "privacy.db"

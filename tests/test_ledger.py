@@ -1,6 +1,7 @@
 """The consent ledger and audit log: append-only and hash-chained."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -12,11 +13,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from api.db import db
-from privacy.ledger import canonical
+from privacy.ledger import canonical, chain_hash, timestamp
+from privacy.storage.models import ConsentEvent
+from privacy.storage.repositories.ledger import SHARDS
 from tests.conftest import SIGNUP
 
 
-def _tamper(app: Flask, sql: str) -> None:
+def _tamper(app: Flask, *statements: str) -> None:
     """What an attacker with write access to the database could do, triggers and all."""
     with app.app_context():
         dialect = db.engine.dialect.name
@@ -26,15 +29,27 @@ def _tamper(app: Flask, sql: str) -> None:
                 conn.execute(text("DROP TRIGGER consent_events_no_delete"))
             else:
                 conn.execute(text("ALTER TABLE consent_events DISABLE TRIGGER consent_events_append_only"))
-            conn.execute(text(sql))
+            for sql in statements:
+                conn.execute(text(sql))
             if dialect != "sqlite":
                 conn.execute(text("ALTER TABLE consent_events ENABLE TRIGGER consent_events_append_only"))
 
 
-def _three_signups(client: FlaskClient, writer: dict[str, str]) -> None:
+def _three_signups(client: FlaskClient, writer: dict[str, str]) -> list[list[int]]:
+    """Three sign-ups (three events each, every subject's in its own shard); each one's seqs."""
+    seqs = []
     for name in ("a", "b", "c"):
         body = {**SIGNUP, "subject": {**SIGNUP["subject"], "email": f"{name}@example.se"}}
-        assert client.post("/v1/consents", json=body, headers=writer).status_code == 201
+        answer = client.post("/v1/consents", json=body, headers=writer)
+        assert answer.status_code == 201
+        seqs.append(_seqs_of(client.application, answer.json["subject_id"]))
+    return seqs
+
+
+def _seqs_of(app: Flask, subject_id: str) -> list[int]:
+    with app.app_context(), db.engine.connect() as conn:
+        return list(conn.execute(text("SELECT seq FROM consent_events WHERE subject_id = :s ORDER BY seq"),
+                                 {"s": subject_id}).scalars())
 
 
 def test_an_untouched_ledger_verifies(client: FlaskClient, writer: dict[str, str], admin: dict[str, str],
@@ -47,32 +62,69 @@ def test_an_untouched_ledger_verifies(client: FlaskClient, writer: dict[str, str
     assert result.exit_code == 0 and result.output.startswith("ok")
 
 
+def test_a_subjects_events_are_one_shards_entries_64_apart(client: FlaskClient, writer: dict[str, str]) -> None:
+    for seqs in _three_signups(client, writer):
+        assert [b - a for a, b in itertools.pairwise(seqs)] == [SHARDS, SHARDS]
+
+
 def test_a_changed_event_is_caught_at_that_entry(app: Flask, client: FlaskClient, writer: dict[str, str],
                                                  admin: dict[str, str]) -> None:
-    _three_signups(client, writer)
-    _tamper(app, "UPDATE consent_events SET status = 'granted' WHERE seq = 6")
+    seq = _three_signups(client, writer)[1][2]
+    _tamper(app, f"UPDATE consent_events SET status = 'granted' WHERE seq = {seq}")
     r = client.get("/v1/audit/verify", headers=admin).json
     assert r["ok"] is False
-    assert r["first_broken"] == {"chain": "consent", "seq": 6, "reason": "content does not match its hash"}
+    assert r["first_broken"] == {"chain": "consent", "seq": seq, "reason": "content does not match its hash"}
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 1
-    assert '"seq": 6' in result.output
+    assert f'"seq": {seq}' in result.output
 
 
-def test_a_deleted_event_is_caught(app: Flask, client: FlaskClient, writer: dict[str, str],
-                                   admin: dict[str, str]) -> None:
-    _three_signups(client, writer)
-    _tamper(app, "DELETE FROM consent_events WHERE seq = 4")
+def test_a_deleted_event_in_the_middle_of_a_shard_is_caught(app: Flask, client: FlaskClient,
+                                                            writer: dict[str, str], admin: dict[str, str]) -> None:
+    seq = _three_signups(client, writer)[0][1]
+    _tamper(app, f"DELETE FROM consent_events WHERE seq = {seq}")
     r = client.get("/v1/audit/verify", headers=admin).json
-    assert r["first_broken"]["seq"] == 4
+    assert r["first_broken"] == {"chain": "consent", "seq": seq, "reason": "entry missing"}
 
 
-def test_removing_the_newest_events_is_caught(app: Flask, client: FlaskClient, writer: dict[str, str],
-                                              admin: dict[str, str]) -> None:
-    _three_signups(client, writer)
-    _tamper(app, "DELETE FROM consent_events WHERE seq > 7")
+def test_removing_the_newest_events_of_a_shard_is_caught(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                                         admin: dict[str, str]) -> None:
+    seqs = _three_signups(client, writer)[2]
+    _tamper(app, f"DELETE FROM consent_events WHERE seq >= {seqs[1]}")  # the shard's head still names the last
     r = client.get("/v1/audit/verify", headers=admin).json
-    assert r["ok"] is False and r["first_broken"]["seq"] == 8
+    assert r["ok"] is False
+    assert r["first_broken"] == {"chain": "consent", "seq": seqs[1], "reason": "entries after this point were removed"}
+
+
+def test_two_swapped_entries_are_caught(app: Flask, client: FlaskClient, writer: dict[str, str],
+                                       admin: dict[str, str]) -> None:
+    first, second, _ = _three_signups(client, writer)[0]
+    _tamper(app, f"UPDATE consent_events SET seq = -1 WHERE seq = {first}",
+            f"UPDATE consent_events SET seq = {first} WHERE seq = {second}",
+            f"UPDATE consent_events SET seq = {second} WHERE seq = -1")
+    r = client.get("/v1/audit/verify", headers=admin).json
+    assert r["first_broken"] == {"chain": "consent", "seq": first, "reason": "does not link to the entry before it"}
+
+
+def test_an_inserted_entry_is_caught_though_it_links_and_hashes_right(app: Flask, client: FlaskClient,
+                                                                      writer: dict[str, str],
+                                                                      admin: dict[str, str]) -> None:
+    """A forged entry after a shard's last, linked and hashed as the service would: the
+    shard's head does not name it."""
+    seqs = _three_signups(client, writer)[0]
+    with app.app_context(), db.engine.connect() as conn:
+        events = ConsentEvent.__table__
+        last = conn.execute(events.select().where(events.c.seq == seqs[-1])).mappings().one()
+    forged = {**last, "seq": last["seq"] + SHARDS, "action": "withdrawn", "status": "withdrawn",
+              "prev_hash": last["hash"]}
+    body = {k: forged[k] for k in ("seq", "subject_id", "purpose", "action", "status", "notice_version",
+                                   "text_hash")}
+    body |= {"source": json.loads(forged["source"]), "recorded_at": timestamp(forged["recorded_at"])}
+    forged["hash"] = chain_hash(last["hash"], body)
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(ConsentEvent.__table__.insert(), forged)
+    r = client.get("/v1/audit/verify", headers=admin).json
+    assert r["first_broken"] == {"chain": "consent", "seq": forged["seq"], "reason": "chain head mismatch"}
 
 
 @pytest.mark.parametrize("sql", [

@@ -35,9 +35,9 @@ CODE = validate.Regexp(f"^{CODE_PATTERN}$", error="must be lower_snake_case, 1-6
 # adds): the names a ``scheduler.jobs`` entry may configure. Kept here because the policy
 # knows nothing of the scheduler; a test checks the two agree.
 SCHEDULED_JOBS = ("deadline_watch", "expire_consents", "expire_requests", "forget_closed_requests",
-                  "forget_finished_tasks", "process_requests", "purge_confirmations", "purge_idempotency_keys",
-                  "purge_packages", "purge_rate_limits", "reconcile_connectors", "release_legal_holds",
-                  "retention_sweep", "send_mail")
+                  "forget_finished_tasks", "ledger_anchor", "process_requests", "purge_confirmations",
+                  "purge_idempotency_keys", "purge_packages", "purge_rate_limits", "reconcile_connectors",
+                  "release_legal_holds", "retention_sweep", "send_mail")
 TIME_OF_DAY = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", error="must be a time of day HH:MM, 00:00 to 23:59")
 
 DEFAULT_AUTHORITY = {"name": "Integritetsskyddsmyndigheten (IMY)", "url": "https://www.imy.se"}

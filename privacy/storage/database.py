@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from privacy.storage.sqlite import checkpoints, write_intent, writer_lock
-from privacy.storage.statements import RawTransaction
+from privacy.storage.statements import AnyTransaction, RawTransaction
 
 AnySession = Session | scoped_session[Any]
 
@@ -25,6 +25,23 @@ def in_transaction(session: AnySession) -> bool:
     if isinstance(session, scoped_session):
         return session.registry.has() and session().in_transaction()
     return session.in_transaction()
+
+
+@contextlib.contextmanager
+def read_snapshot(tx: AnyTransaction) -> Iterator[AnyTransaction]:
+    """Reads that all see one snapshot of the database. On PostgreSQL (READ COMMITTED, a
+    snapshot per statement) a REPEATABLE READ, read-only transaction of its own, rolled
+    back at the end; elsewhere ``tx`` itself (a SQLite transaction is one snapshot from
+    its first read). Only a session's bind is known: a raw transaction is used as it is."""
+    bind = tx.get_bind() if isinstance(tx, Session | scoped_session) else None
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        yield tx
+        return
+    with Session(bind=bind.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)) as own:
+        try:
+            yield own
+        finally:
+            own.rollback()
 
 
 class Database:
