@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, literal_column, select
+from sqlalchemy import case, func, literal, literal_column, select
 
 from privacy.storage.models import AuditEntry, ConsentEvent, ConsentState, DataRequest, HeldField, Subject, SubjectField
 from privacy.storage.statements import AnyTransaction, as_transaction
@@ -49,14 +50,24 @@ class DueBit:
 def _state_bits(purpose: str, held_bit: int, due_bits: Sequence[DueBit]) -> Any:
     """The bits one consent state of ``purpose`` sets: held, and each window it falls due in."""
     value: Any = literal(held_bit)
-    for due in (d for d in due_bits if d.purpose == purpose):
-        ref = REFERENCE_COLUMNS[due.after]
-        when = and_(ref > due.oldest, ref <= due.newest)
-        statuses = REFERENCE_STATUSES[due.after]
-        if statuses:
-            when = and_(_CS.c.status.in_(statuses), when)
-        value = value + case((when, due.bit), else_=0)
+    for after in sorted({d.after for d in due_bits if d.purpose == purpose}):
+        value = value + _due_bits(after, [d for d in due_bits if d.purpose == purpose and d.after == after])
     return value
+
+
+def _due_bits(after: str, windows: Sequence[DueBit]) -> Any:
+    """One CASE for all the windows of a rule: the windows' ends cut the time line into
+    intervals, each inside a fixed set of windows, and the first end at or after the
+    reference time names the interval. A state is compared with a few times, once each."""
+    ref = REFERENCE_COLUMNS[after]
+    ends = sorted({d.oldest for d in windows} | {d.newest for d in windows})
+    whens: list[tuple[Any, Any]] = [(ref <= ends[0], 0)]
+    for low, high in pairwise(ends):
+        whens.append((ref <= high, sum(d.bit for d in windows if d.oldest <= low and high <= d.newest)))
+    statuses = REFERENCE_STATUSES[after]
+    if statuses:
+        whens.insert(0, (_CS.c.status.not_in(statuses), 0))
+    return case(*whens, else_=0)
 
 
 def month_of(column: Any, dialect: str) -> Any:
