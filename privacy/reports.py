@@ -2,8 +2,9 @@
 
 What the figures mean is decided here (the repository only counts):
 
-- ``held``: live (not shredded) subjects with a consent state for a purpose, and the fields
-  of theirs that the purpose uses, per data category;
+- ``held``: live (not shredded) subjects with a consent state for a purpose that is not
+  ``declined`` (a declined purpose was never given any data), and the fields of theirs
+  that the purpose uses, per data category;
 - ``age``: those fields by the age of their subject (``subjects.created_at``; fields keep
   no creation time of their own), in the buckets of :data:`AGE_BUCKETS`;
 - ``due``: a purpose's rule ``{period_days, after}`` makes a subject's data due at the

@@ -86,6 +86,15 @@ def test_figures_of_a_known_data_set(known: Flask, client: FlaskClient, officer:
     assert figures[("requests", "access", "", "overdue")] == 0
 
 
+def test_a_declined_purpose_holds_no_data(known: Flask, client: FlaskClient, officer: dict[str, str]) -> None:
+    figures = _figures(client, officer)
+    assert figures[("held", "profiling", "", "subjects")] == 1  # Bo, who withdrew; Anna declined
+    assert figures[("held", "profiling", "contact", "fields")] == 1
+    assert figures[("held", "profiling", "identity", "fields")] == 1
+    assert sum(n for (section, purpose, _, _), n in figures.items() if (section, purpose) == ("age", "profiling")) == 2
+    assert figures[("held", "loyalty_club", "", "subjects")] == 2
+
+
 def test_a_period_without_the_sweeps_counts_none_of_them(known: Flask, client: FlaskClient,
                                                          officer: dict[str, str]) -> None:
     figures = _figures(client, officer, since="2020-01-01T00:00:00Z", until="2021-01-01T00:00:00Z")

@@ -34,6 +34,8 @@ the same clocks as :mod:`privacy.retention.rules`, ``expiry`` being its other sp
 REFERENCE_STATUSES: dict[str, tuple[str, ...] | None] = {
     "collection": None, "last_activity": None, "withdrawal": ("withdrawn", "declined"),
     "consent_expiry": ("expired",), "expiry": ("expired",)}
+NOT_HELD = ("declined",)
+"""States that hold no data for their purpose: a declined purpose was never given any."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class DueBit:
 
 def _state_bits(purpose: str, held_bit: int, due_bits: Sequence[DueBit]) -> Any:
     """The bits one consent state of ``purpose`` sets: held, and each window it falls due in."""
-    value: Any = literal(held_bit)
+    value: Any = case((_CS.c.status.in_(NOT_HELD), 0), else_=held_bit)
     for after in sorted({d.after for d in due_bits if d.purpose == purpose}):
         value = value + _due_bits(after, [d for d in due_bits if d.purpose == purpose and d.after == after])
     return value
@@ -105,7 +107,7 @@ class ReportRepository:
         age of their record (``bounds`` are the buckets' newest creation times, newest first,
         ``labels`` one more than ``bounds``), what their consent states say and the set of
         fields they have, each as a sum of distinct bits. A state sets its purpose's bit of
-        ``held_bits``, and each bit of
+        ``held_bits`` unless its status is one of :data:`NOT_HELD`, and each bit of
         ``due_bits`` whose window (oldest, newest] holds its reference time (the retention
         rule's clock, :data:`REFERENCE_COLUMNS`). Subjects with no bit set are left out.
 
