@@ -56,16 +56,22 @@ def processing_html(record: dict[str, Any], lang: str) -> str:
                                                                  t=TEXTS[_lang(lang)])
 
 
-def to_pdf(html: str) -> bytes:
+def to_pdf(html: str, as_of: str | None = None) -> bytes:
     """The HTML printed by WeasyPrint (imported here: it loads Pango, which only PDFs need).
 
     Without libharfbuzz-subset0 (CI installs it) WeasyPrint subsets fonts with fontTools and
-    warns that a future version will need the library: the PDF is the same either way."""
+    warns that a future version will need the library: the PDF is the same either way.
+
+    The same HTML gives the same bytes: the PDF's creation and modification dates are
+    ``as_of`` (the report's own time, W3C format) or none, never the clock (WeasyPrint
+    reads no ``SOURCE_DATE_EPOCH``), and it carries no random file identifier."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "HarfBuzz-Subset", DeprecationWarning)
         from weasyprint import HTML
 
-    pdf: bytes = HTML(string=html).write_pdf()
+    document = HTML(string=html).render()
+    document.metadata.created = document.metadata.modified = as_of
+    pdf: bytes = document.write_pdf(pdf_identifier=False)
     return pdf
 
 
@@ -79,7 +85,7 @@ def render_retention(report: dict[str, Any], fmt: str, lang: str) -> bytes:
     if fmt == "csv":
         return to_csv(report)
     html = retention_html(report, lang)
-    return html.encode() if fmt == "html" else to_pdf(html)
+    return html.encode() if fmt == "html" else to_pdf(html, report["as_of"])
 
 
 def render_processing(record: dict[str, Any], fmt: str) -> bytes:

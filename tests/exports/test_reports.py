@@ -7,7 +7,10 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.services import unit_of_work
-from exports.reports.render import retention_html
+from exports.reports.render import render_retention, retention_html
 from privacy.context import utcnow
 from privacy.ledger import append_audit
 from privacy.storage.models import HeldField
@@ -142,6 +145,24 @@ def test_the_html_is_the_same_bytes_for_the_same_figures(known: Flask, client: F
     first, second = (_get(client, officer, "/v1/reports/retention", format="html", **query) for _ in range(2))
     as_of = re.compile(rb"As of: [^<]*")  # the moment of the request, the only thing that differs
     assert as_of.sub(b"", first) == as_of.sub(b"", second)
+
+
+RENDER_PDF = ("import json, sys; from exports.reports.render import render_retention; "
+              "sys.stdout.buffer.write(render_retention(json.load(open(sys.argv[1])), 'pdf', 'sv'))")
+
+
+def test_the_pdf_is_the_same_bytes_for_the_same_figures(known: Flask, client: FlaskClient,
+                                                        officer: dict[str, str], tmp_path: Path) -> None:
+    report = json.loads(_get(client, officer, "/v1/reports/retention", until="2030-01-01T00:00:00Z"))
+    first, second = (render_retention(report, "pdf", "sv") for _ in range(2))
+    assert first.startswith(b"%PDF") and first == second
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    elsewhere = subprocess.run([sys.executable, "-c", RENDER_PDF, str(tmp_path / "report.json")], check=True,
+                               capture_output=True, env={**os.environ, "PYTHONHASHSEED": "7"}).stdout
+    assert elsewhere == first  # another process, another hash seed, a second later
+    dates = pypdf.PdfReader(io.BytesIO(first)).metadata
+    as_of = re.sub(r"\D", "", report["as_of"][:19])  # to the second
+    assert dates["/CreationDate"] == dates["/ModDate"] == f"D:{as_of}Z"
 
 
 def test_one_pdf_page_rendered_to_png(known: Flask, client: FlaskClient, officer: dict[str, str],
