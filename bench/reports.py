@@ -78,7 +78,7 @@ def main() -> None:
     from api import create_app
     from api.services import current
     from exports.reports.render import render_retention
-    from exports.reports.retention import retention_report
+    from exports.reports.retention import purpose_titles, retention_report
 
     with tempfile.TemporaryDirectory() as folder:
         db_path = Path(folder) / "bench.db"
@@ -93,7 +93,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 report = retention_report(current(), EPOCH)
                 t1 = time.perf_counter()
-                body = render_retention(report, fmt, "en")
+                body = render_retention(report, fmt, "en", purpose_titles(current().policy, "en"))
                 t2 = time.perf_counter()
                 print(f"{fmt:>4}: {t2 - t0:.2f} s (figures {t1 - t0:.2f} s, file {t2 - t1:.2f} s; "
                       f"{len(report['figures'])} figures, {len(body):,} bytes)", flush=True)

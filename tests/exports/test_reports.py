@@ -18,8 +18,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.services import unit_of_work
-from exports.reports.render import render_retention, retention_html
+from api.services import current, unit_of_work
+from exports.reports.render import labelled, render_retention, retention_html
+from exports.reports.retention import purpose_titles
 from privacy.context import utcnow
 from privacy.ledger import append_audit
 from privacy.storage.models import HeldField
@@ -126,15 +127,29 @@ def test_every_format_carries_the_same_figures(known: Flask, client: FlaskClient
     pdf = _get(client, officer, path, format="pdf", lang=lang, until=until)
     expected = [{k: str(v) for k, v in f.items()} for f in report["figures"]]
     assert rows == expected
+    with known.app_context():
+        titles = purpose_titles(current().policy, lang)
+    shown = [labelled(f, lang, titles) for f in expected]  # the page's words for the codes
     cells = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td class=\"n\">(\d+)</td></tr>", html)
     assert [dict(zip(["purpose", "category", "measure", "value"], c, strict=True)) for c in cells] == [
-        {k: v for k, v in f.items() if k != "section"} for f in expected]
-    text = _pdf_text(pdf)
-    for figure in report["figures"]:
-        assert str(figure["value"]) in text and figure["measure"] in text
+        {k: v for k, v in f.items() if k != "section"} for f in shown]
+    text = " ".join(_pdf_text(pdf).split())
+    for figure in shown:
+        assert figure["value"] in text and figure["measure"] in text and figure["purpose"] in text
     heading = {"en": "Legal holds in force", "sv": "Gällande rättsliga bevarandekrav"}[lang]
     assert heading in html and heading in " ".join(text.split())
     assert 'role="img"' in html and "<title id=" in html and "<script" not in html
+
+
+def test_the_swedish_page_shows_purpose_titles_and_measures_in_swedish(known: Flask, client: FlaskClient,
+                                                                       officer: dict[str, str]) -> None:
+    html = _get(client, officer, "/v1/reports/retention", format="html", lang="sv").decode()
+    for words in ("Personliga erbjudanden", "Medlemskap i kundklubben", "registrerade", "uppgifter", "återkallade",
+                  "givna", "förfaller inom 30 dagar", "identitet", "tillgång", "öppna"):
+        assert f"<td>{words}</td>" in html
+    for code in ("profiling", "loyalty_club", "subjects", "fields", "withdrawn", "given", "due_30d", "identity",
+                 "access", "open"):
+        assert f"<td>{code}</td>" not in html and f">{code} " not in html
 
 
 def test_the_html_is_the_same_bytes_for_the_same_figures(known: Flask, client: FlaskClient,
