@@ -71,6 +71,9 @@ def seed(path: Path, total: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty PostgreSQL database to use instead of a SQLite file "
+                             "(e.g. the PRIVACY_TEST_DATABASE_URL of .ci/postgres.sh); rows by COPY")
     args = parser.parse_args()
     os.environ.setdefault("PRIVACY_MASTER_KEY", base64.b64encode(bytes(32)).decode())
     from flask_migrate import upgrade
@@ -82,11 +85,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         db_path = Path(folder) / "bench.db"
-        app = create_app({"INSTANCE_DIR": folder, "DATABASE_URL": f"sqlite:///{db_path}"})
+        url = args.database_url or f"sqlite:///{db_path}"
+        app = create_app({"INSTANCE_DIR": folder, "DATABASE_URL": url})
         with app.app_context():
             upgrade()
         t0 = time.perf_counter()
-        seed(db_path, args.subjects)
+        if args.database_url:
+            _seed_postgres(url, args.subjects)
+        else:
+            seed(db_path, args.subjects)
         print(f"seeded {args.subjects:,} subjects in {time.perf_counter() - t0:.1f} s")
         with app.app_context():
             for fmt in ("json", "csv", "html", "pdf"):
@@ -97,6 +104,15 @@ def main() -> None:
                 t2 = time.perf_counter()
                 print(f"{fmt:>4}: {t2 - t0:.2f} s (figures {t1 - t0:.2f} s, file {t2 - t1:.2f} s; "
                       f"{len(report['figures'])} figures, {len(body):,} bytes)", flush=True)
+
+
+def _seed_postgres(url: str, total: int) -> None:
+    """:func:`seed` on PostgreSQL: the same rows by ``COPY`` (:mod:`bench.retention` has the code)."""
+    from bench.retention import _Conn, _copy_rows
+
+    conn = _Conn(url)
+    _copy_rows(conn, total)
+    conn.run("ANALYZE")
 
 
 if __name__ == "__main__":
