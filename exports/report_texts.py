@@ -73,3 +73,39 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 SECURITY = ("sec_encryption", "sec_blind_index", "sec_chains", "sec_api_keys", "sec_tls")
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        # measures
+        "subjects": "subjects", "fields": "fields",
+        "lt_30d": "under 30 days", "30_180d": "30-180 days", "180_365d": "180-365 days", "1_2y": "1-2 years",
+        "gt_2y": "over 2 years",
+        "due_30d": "due within 30 days", "due_90d": "due within 90 days", "past_due": "already due",
+        "delete": "deleted", "anonymise": "anonymised", "minimise": "minimised",
+        "subjects_deleted": "subjects deleted", "subjects_anonymised": "subjects anonymised",
+        "subjects_minimised": "subjects minimised", "fields_removed": "fields removed", "erased": "erased",
+        "given": "given", "withdrawn": "withdrawn", "open": "open", "overdue": "overdue",
+        # data categories
+        "contact": "contact", "identity": "identity", "location": "location", "demographic": "demographic",
+        "behaviour": "behaviour", "financial": "financial", "preference": "preference", "other": "other",
+        # request types
+        "access": "access", "erasure": "erasure", "rectification": "rectification", "restriction": "restriction",
+        "portability": "portability", "objection": "objection",
+    },
+    "sv": {
+        "subjects": "registrerade", "fields": "uppgifter",
+        "lt_30d": "under 30 dagar", "30_180d": "30–180 dagar", "180_365d": "180–365 dagar", "1_2y": "1–2 år",
+        "gt_2y": "över 2 år",
+        "due_30d": "förfaller inom 30 dagar", "due_90d": "förfaller inom 90 dagar", "past_due": "redan förfallet",
+        "delete": "raderade", "anonymise": "anonymiserade", "minimise": "minimerade",
+        "subjects_deleted": "registrerade raderade", "subjects_anonymised": "registrerade anonymiserade",
+        "subjects_minimised": "registrerade minimerade", "fields_removed": "uppgifter borttagna",
+        "erased": "raderade", "given": "givna", "withdrawn": "återkallade", "open": "öppna", "overdue": "försenade",
+        "contact": "kontakt", "identity": "identitet", "location": "plats", "demographic": "demografi",
+        "behaviour": "beteende", "financial": "ekonomi", "preference": "preferenser", "other": "övrigt",
+        "access": "tillgång", "erasure": "radering", "rectification": "rättelse", "restriction": "begränsning",
+        "portability": "dataportabilitet", "objection": "invändning",
+    },
+}
+"""The retention report's codes (measures, data categories, request types) in words; a
+code missing here is shown as it is (a month, a legal hold's name)."""

@@ -2,8 +2,9 @@
 
 What the figures mean is decided here (the repository only counts):
 
-- ``held``: live (not shredded) subjects with a consent state for a purpose, and the fields
-  of theirs that the purpose uses, per data category;
+- ``held``: live (not shredded) subjects with a consent state for a purpose that is not
+  ``declined`` (a declined purpose was never given any data), and the fields of theirs
+  that the purpose uses, per data category;
 - ``age``: those fields by the age of their subject (``subjects.created_at``; fields keep
   no creation time of their own), in the buckets of :data:`AGE_BUCKETS`;
 - ``due``: a purpose's rule ``{period_days, after}`` makes a subject's data due at the
@@ -30,9 +31,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from privacy.policy.file import Policy
+from privacy.policy.file import Policy, PurposeDef
 from privacy.requests.states import OPEN
-from privacy.storage.repositories.reports import ReportRepository
+from privacy.storage.repositories.reports import DueBit, ReportRepository
 
 Figure = tuple[str, str, str, str, int]
 SECTIONS = ("held", "age", "due", "removed", "erasures", "holds", "consent", "requests")
@@ -41,6 +42,9 @@ AGE_BUCKETS = (("lt_30d", 30), ("30_180d", 180), ("180_365d", 365), ("1_2y", 730
 DUE_WINDOWS = (("due_30d", 30), ("due_90d", 90))
 SWEEP_ACTIONS = ("delete", "anonymise", "minimise")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+SLOTS = ("held", *(name for name, _ in DUE_WINDOWS), "past_due")
+"""The bits each purpose takes in a subject's states mask."""
+PER_PASS = 62 // len(SLOTS)
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,7 @@ class Period:
 def retention_figures(repo: ReportRepository, policy: Policy, period: Period, now: dt.datetime) -> list[Figure]:
     """Every figure of the retention report, sorted (the same input gives the same list)."""
     figures: list[Figure] = []
-    figures += _held(repo, policy, now)
-    figures += _due(repo, policy, now)
+    figures += _held_and_due(repo, policy, now)
     figures += _removed(repo, period)
     figures += [("holds", hold, month, measure, n) for hold, month, subjects, fields in repo.holds_in_force(now)
                 for measure, n in (("subjects", subjects), ("fields", fields))]
@@ -71,33 +74,49 @@ def retention_figures(repo: ReportRepository, policy: Policy, period: Period, no
     return sorted(figures, key=lambda f: (SECTIONS.index(f[0]), *f[1:]))
 
 
-def _held(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
-    """Subjects and fields per purpose and category, and the fields' ages, from the groups of
-    subjects sharing an age bucket, a set of purposes and a set of fields (few groups)."""
-    codes = [p.code for p in policy.purposes]
+def _held_and_due(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
+    """Subjects and fields per purpose and category, the fields' ages, and what falls due
+    under each purpose's rule, from one pass over the subjects: the groups of subjects
+    sharing an age bucket, what their states say (per purpose :data:`SLOTS` bits: held and
+    each due window) and a set of fields (few groups). At most :data:`PER_PASS` purposes a
+    pass (the bits of one 64-bit integer); a purpose's figures need only its own bits."""
     names = sorted(policy.fields)
-    if len(codes) > 62 or len(names) > 62:
-        raise ValueError("the report counts at most 62 purposes and 62 fields (as bits of one integer)")
+    if len(names) > 62:
+        raise ValueError("the report counts at most 62 fields (as bits of one integer)")
     bit = {name: 1 << i for i, name in enumerate(names)}
-    categories = sorted({spec.category for spec in policy.fields.values()})
-    in_category = {c: sum(bit[n] for n in names if policy.fields[n].category == c) for c in categories}
-    uses = {p.code: sum(bit[f] for f in p.fields if f in bit) for p in policy.purposes}
-    bounds = [now - dt.timedelta(days=days) for _, days in AGE_BUCKETS if days is not None]
-    groups = repo.held_groups({code: 1 << i for i, code in enumerate(codes)}, bit, bounds,
-                              [label for label, _ in AGE_BUCKETS])
+    purposes = list(policy.purposes)
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-    for bucket, purposes, fields, n in groups:
-        for i, code in enumerate(codes):
-            if not purposes & (1 << i):
-                continue
-            counts["held", code, "", "subjects"] += n
-            for category, mask in in_category.items():
-                held = (fields & uses[code] & mask).bit_count()
-                if held:
-                    counts["held", code, category, "subjects"] += n
-                    counts["held", code, category, "fields"] += n * held
-                    counts["age", code, category, bucket] += n * held
+    for start in range(0, len(purposes), PER_PASS):
+        _count_pass(repo, policy, purposes[start:start + PER_PASS], bit, now, counts)
     return [(section, code, category, measure, n) for (section, code, category, measure), n in counts.items()]
+
+
+def _count_pass(repo: ReportRepository, policy: Policy, purposes: list[PurposeDef], bit: dict[str, int],
+                now: dt.datetime, counts: dict[tuple[str, str, str, str], int]) -> None:
+    categories = sorted({spec.category for spec in policy.fields.values()})
+    in_category = {c: sum(b for n, b in bit.items() if policy.fields[n].category == c) for c in categories}
+    slot = {(p.code, name): 1 << (i * len(SLOTS) + j) for i, p in enumerate(purposes) for j, name in enumerate(SLOTS)}
+    due = [DueBit(p.code, p.retention["after"], slot[p.code, name], oldest, newest)
+           for p in purposes if p.retention
+           for name, (oldest, newest) in due_windows(int(p.retention["period_days"]), now).items()]
+    bounds = [now - dt.timedelta(days=days) for _, days in AGE_BUCKETS if days is not None]
+    groups = repo.subject_groups({p.code: slot[p.code, "held"] for p in purposes}, due, bit, bounds,
+                                 [label for label, _ in AGE_BUCKETS])
+    for p in purposes:
+        uses = sum(bit[f] for f in p.fields if f in bit)
+        if p.retention:
+            for name in SLOTS[1:]:
+                counts["due", p.code, "", name] += sum(n for _, states, _, n in groups if states & slot[p.code, name])
+        for bucket, states, fields, n in groups:
+            if not states & slot[p.code, "held"]:
+                continue
+            counts["held", p.code, "", "subjects"] += n
+            for category, mask in in_category.items():
+                held = (fields & uses & mask).bit_count()
+                if held:
+                    counts["held", p.code, category, "subjects"] += n
+                    counts["held", p.code, category, "fields"] += n * held
+                    counts["age", p.code, category, bucket] += n * held
 
 
 def due_windows(period_days: int, now: dt.datetime) -> dict[str, tuple[dt.datetime, dt.datetime]]:
@@ -106,17 +125,6 @@ def due_windows(period_days: int, now: dt.datetime) -> dict[str, tuple[dt.dateti
     windows = {name: (now - period, now + dt.timedelta(days=days) - period) for name, days in DUE_WINDOWS}
     windows["past_due"] = (EPOCH, now - period)
     return windows
-
-
-def _due(repo: ReportRepository, policy: Policy, now: dt.datetime) -> list[Figure]:
-    out: list[Figure] = []
-    for purpose in policy.purposes:
-        rule = purpose.retention
-        if not rule:
-            continue
-        counts = repo.falling_due(purpose.code, rule["after"], due_windows(int(rule["period_days"]), now))
-        out += [("due", purpose.code, "", measure, n) for measure, n in counts.items()]
-    return out
 
 
 def _removed(repo: ReportRepository, period: Period) -> list[Figure]:

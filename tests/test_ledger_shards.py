@@ -92,12 +92,12 @@ def test_entries_chained_before_the_shards_and_receipts_issued_before_still_veri
 
     app = make_app()
     with app.app_context():
-        downgrade(revision="0009")
+        downgrade(revision="0010")
     try:
         _legacy_events(app, 7)
         client = app.test_client()
         writer, admin = auth("consent:write"), auth("admin")
-        receipt = _sign_up(client, writer, "before@example.se")["receipt"]  # schema still at 0009
+        receipt = _sign_up(client, writer, "before@example.se")["receipt"]  # schema still at 0010
     finally:
         with app.app_context():
             upgrade()
@@ -121,7 +121,7 @@ def test_cutting_the_legacy_chains_last_entry_is_caught(make_app: Callable[..., 
 
     app = make_app()
     with app.app_context():
-        downgrade(revision="0009")
+        downgrade(revision="0010")
     try:
         _legacy_events(app, 4)
     finally:

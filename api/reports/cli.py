@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from api.services import current
 from exports.reports.processing import processing_record
 from exports.reports.render import render_processing, render_retention
-from exports.reports.retention import retention_report
+from exports.reports.retention import purpose_titles, retention_report
 from privacy.context import utcnow
 
 OUTPUT = click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -41,7 +41,7 @@ def reports() -> None:
 def retention(fmt: str, output: Path, lang: str, since: dt.datetime | None, until: dt.datetime | None) -> None:
     """Retention figures: held, ages, falling due, removed, holds, consent per month, requests."""
     report = retention_report(current(), utcnow(), _aware(since), _aware(until))
-    output.write_bytes(render_retention(report, fmt, lang))
+    output.write_bytes(render_retention(report, fmt, lang, purpose_titles(current().policy, lang)))
     click.echo(f"wrote {output} ({len(report['figures'])} figures)")
 
 

@@ -17,7 +17,7 @@ from api.reports.schemas import (
 from api.services import current, now
 from exports.reports.processing import processing_record
 from exports.reports.render import CONTENT_TYPES, render_processing, render_retention
-from exports.reports.retention import retention_report
+from exports.reports.retention import purpose_titles, retention_report
 
 blp = Blueprint("reports", __name__, url_prefix="/v1", description="Reports for the data protection officer")
 
@@ -47,7 +47,8 @@ class RetentionReport(MethodView):
         report = retention_report(current(), now(), args["since"], args["until"])
         if args["format"] == "json":
             return report
-        return _file(render_retention(report, args["format"], args["lang"]), args["format"], "retention")
+        titles = purpose_titles(current().policy, args["lang"])
+        return _file(render_retention(report, args["format"], args["lang"], titles), args["format"], "retention")
 
 
 @blp.route("/reports/processing")

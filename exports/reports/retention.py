@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from privacy.context import PrivacyContext
+from privacy.policy.file import Policy
 from privacy.reports import Period, retention_figures
 from privacy.storage.repositories.reports import ReportRepository
 
@@ -28,3 +29,8 @@ def retention_report(ctx: PrivacyContext, now: dt.datetime, since: dt.datetime |
 
 def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def purpose_titles(policy: Policy, lang: str) -> dict[str, str]:
+    """Each purpose's title in ``lang`` as the policy gives it, else its code."""
+    return {p.code: p.name.get(lang) or p.code for p in policy.purposes}

@@ -159,7 +159,10 @@ class ConsentEvent(Base):
     """The consent ledger: append-only and hash-chained. No foreign key: it outlives erasure."""
 
     __tablename__ = "consent_events"
-    __table_args__ = (Index("ix_consent_events_subject", "subject_id", "seq"),)
+    # By time, with what the retention report counts per month (purpose, status): a range
+    # per month read from the index alone.
+    __table_args__ = (Index("ix_consent_events_subject", "subject_id", "seq"),
+                      Index("ix_consent_events_recorded_at", "recorded_at", "purpose", "status"))
     seq: Mapped[int] = mapped_column(LEDGER_SEQ, primary_key=True, autoincrement=False)
     subject_id: Mapped[str] = mapped_column(String(36))
     purpose: Mapped[str] = mapped_column(String(64))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
@@ -81,3 +82,17 @@ def test_health_answers_503_while_the_database_is_away(tmp_path: Path) -> None:
                       "DATABASE_URL": f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"})
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and r.json["error"]["code"] in ("unavailable", "not_ready")
+
+
+@pytest.mark.parametrize("args", [["keys", "list"], ["audit", "verify"], ["reports", "retention", "--output", "r.csv"]])
+def test_a_command_on_a_database_never_migrated_says_so_in_one_line(tmp_path: Path, args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from api.main import main
+
+    env = {"PRIVACY_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}", "PRIVACY_INSTANCE_DIR": str(tmp_path),
+           "PRIVACY_MASTER_KEY": MASTER_KEY}
+    args = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1
+    assert result.output == "Error: the database has no schema; run `privacy db upgrade`\n"

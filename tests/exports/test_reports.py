@@ -7,7 +7,10 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.services import unit_of_work
-from exports.reports.render import retention_html
+from api.services import current, unit_of_work
+from exports.reports.render import labelled, render_retention, retention_html
+from exports.reports.retention import purpose_titles
 from privacy.context import utcnow
 from privacy.ledger import append_audit
 from privacy.storage.models import HeldField
@@ -86,6 +90,15 @@ def test_figures_of_a_known_data_set(known: Flask, client: FlaskClient, officer:
     assert figures[("requests", "access", "", "overdue")] == 0
 
 
+def test_a_declined_purpose_holds_no_data(known: Flask, client: FlaskClient, officer: dict[str, str]) -> None:
+    figures = _figures(client, officer)
+    assert figures[("held", "profiling", "", "subjects")] == 1  # Bo, who withdrew; Anna declined
+    assert figures[("held", "profiling", "contact", "fields")] == 1
+    assert figures[("held", "profiling", "identity", "fields")] == 1
+    assert sum(n for (section, purpose, _, _), n in figures.items() if (section, purpose) == ("age", "profiling")) == 2
+    assert figures[("held", "loyalty_club", "", "subjects")] == 2
+
+
 def test_a_period_without_the_sweeps_counts_none_of_them(known: Flask, client: FlaskClient,
                                                          officer: dict[str, str]) -> None:
     figures = _figures(client, officer, since="2020-01-01T00:00:00Z", until="2021-01-01T00:00:00Z")
@@ -114,15 +127,29 @@ def test_every_format_carries_the_same_figures(known: Flask, client: FlaskClient
     pdf = _get(client, officer, path, format="pdf", lang=lang, until=until)
     expected = [{k: str(v) for k, v in f.items()} for f in report["figures"]]
     assert rows == expected
+    with known.app_context():
+        titles = purpose_titles(current().policy, lang)
+    shown = [labelled(f, lang, titles) for f in expected]  # the page's words for the codes
     cells = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td class=\"n\">(\d+)</td></tr>", html)
     assert [dict(zip(["purpose", "category", "measure", "value"], c, strict=True)) for c in cells] == [
-        {k: v for k, v in f.items() if k != "section"} for f in expected]
-    text = _pdf_text(pdf)
-    for figure in report["figures"]:
-        assert str(figure["value"]) in text and figure["measure"] in text
+        {k: v for k, v in f.items() if k != "section"} for f in shown]
+    text = " ".join(_pdf_text(pdf).split())
+    for figure in shown:
+        assert figure["value"] in text and figure["measure"] in text and figure["purpose"] in text
     heading = {"en": "Legal holds in force", "sv": "Gällande rättsliga bevarandekrav"}[lang]
     assert heading in html and heading in " ".join(text.split())
     assert 'role="img"' in html and "<title id=" in html and "<script" not in html
+
+
+def test_the_swedish_page_shows_purpose_titles_and_measures_in_swedish(known: Flask, client: FlaskClient,
+                                                                       officer: dict[str, str]) -> None:
+    html = _get(client, officer, "/v1/reports/retention", format="html", lang="sv").decode()
+    for words in ("Personliga erbjudanden", "Medlemskap i kundklubben", "registrerade", "uppgifter", "återkallade",
+                  "givna", "förfaller inom 30 dagar", "identitet", "tillgång", "öppna"):
+        assert f"<td>{words}</td>" in html
+    for code in ("profiling", "loyalty_club", "subjects", "fields", "withdrawn", "given", "due_30d", "identity",
+                 "access", "open"):
+        assert f"<td>{code}</td>" not in html and f">{code} " not in html
 
 
 def test_the_html_is_the_same_bytes_for_the_same_figures(known: Flask, client: FlaskClient,
@@ -133,6 +160,24 @@ def test_the_html_is_the_same_bytes_for_the_same_figures(known: Flask, client: F
     first, second = (_get(client, officer, "/v1/reports/retention", format="html", **query) for _ in range(2))
     as_of = re.compile(rb"As of: [^<]*")  # the moment of the request, the only thing that differs
     assert as_of.sub(b"", first) == as_of.sub(b"", second)
+
+
+RENDER_PDF = ("import json, sys; from exports.reports.render import render_retention; "
+              "sys.stdout.buffer.write(render_retention(json.load(open(sys.argv[1])), 'pdf', 'sv'))")
+
+
+def test_the_pdf_is_the_same_bytes_for_the_same_figures(known: Flask, client: FlaskClient,
+                                                        officer: dict[str, str], tmp_path: Path) -> None:
+    report = json.loads(_get(client, officer, "/v1/reports/retention", until="2030-01-01T00:00:00Z"))
+    first, second = (render_retention(report, "pdf", "sv") for _ in range(2))
+    assert first.startswith(b"%PDF") and first == second
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    elsewhere = subprocess.run([sys.executable, "-c", RENDER_PDF, str(tmp_path / "report.json")], check=True,
+                               capture_output=True, env={**os.environ, "PYTHONHASHSEED": "7"}).stdout
+    assert elsewhere == first  # another process, another hash seed, a second later
+    dates = pypdf.PdfReader(io.BytesIO(first)).metadata
+    as_of = re.sub(r"\D", "", report["as_of"][:19])  # to the second
+    assert dates["/CreationDate"] == dates["/ModDate"] == f"D:{as_of}Z"
 
 
 def test_one_pdf_page_rendered_to_png(known: Flask, client: FlaskClient, officer: dict[str, str],
