@@ -93,7 +93,7 @@ class Recorder:
         database, session = self.database, self.database.session
         if in_transaction(session):
             session.rollback()  # (a catalogue look-up) no snapshot is held while writing
-        with database.raw_read(conn) as reader:
+        with database.raw_read(conn, then_write=True) as reader:
             stamp = read_stamp(reader.cursor)
             subject = planner.find_subject(reader, wishes.values, cmd.subject_id)
             check_subject(self.ctx.crypto, subject, cmd, wishes.values)

@@ -122,35 +122,48 @@ class Database:
         that read no row counts."""
         lock = writer_lock(self.engine)
         sqlite = self.engine.dialect.name == "sqlite"
-        with self._connection(conn) as conn, lock.held() if lock else contextlib.nullcontext(), \
-                conn.driver_connection.pipeline() if pipeline and not sqlite else contextlib.nullcontext():
+        with self._connection(conn) as conn, lock.held() if lock else contextlib.nullcontext():
             cursor = conn.cursor()
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             try:
-                yield RawTransaction(cursor, self.engine.dialect)
+                # Leaving the pipeline on an error keeps that error (psycopg drops the
+                # "pipeline aborted" of the statements after it); the rollback then runs
+                # outside the pipeline, and the caller sees e.g. the unique violation.
+                with conn.driver_connection.pipeline() if pipeline and not sqlite else contextlib.nullcontext():
+                    yield RawTransaction(cursor, self.engine.dialect)
+                    if sqlite:
+                        cursor.execute("COMMIT")
+                    else:
+                        conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
-            if sqlite:
-                cursor.execute("COMMIT")
-            else:
-                conn.commit()
         if lock:
             checkpoints.after_write(lock.database)
 
     @contextlib.contextmanager
-    def raw_read(self, conn: Any | None = None) -> Iterator[RawTransaction]:
+    def raw_read(self, conn: Any | None = None, then_write: bool = False) -> Iterator[RawTransaction]:
         """A read transaction (one snapshot) on a pooled DBAPI connection (or on ``conn``),
-        rolled back at the end."""
+        rolled back at the end.
+
+        ``then_write``: the caller writes next on the same ``conn`` (:meth:`raw_write`). On
+        PostgreSQL the read transaction is then left open and the write goes on in it (its
+        commit or rollback ends both): the reads took no locks, and READ COMMITTED gives
+        each later statement a fresh snapshot, so this only saves the ROLLBACK's round trip.
+        SQLite rolls back as ever (a reader's snapshot pins the WAL)."""
+        sqlite = self.engine.dialect.name == "sqlite"
         with self._connection(conn) as conn:
             cursor = conn.cursor()
+            ended = False
             try:
-                if self.engine.dialect.name == "sqlite":
+                if sqlite:
                     cursor.execute("BEGIN")
                 yield RawTransaction(cursor, self.engine.dialect)
+                ended = not sqlite and then_write
             finally:
-                conn.rollback()
+                if not ended:
+                    conn.rollback()
 
     def dispose(self) -> None:
         """End the session of this thread and close the pool's connections."""
