@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, literal_column, select, update
 
+from privacy.storage.lists import in_list
 from privacy.storage.models import ConsentState
 from privacy.storage.statements import AnyTransaction, as_transaction
 
@@ -36,7 +37,7 @@ UPDATE_STATE = update(_CS).where(
     status=bindparam("v_status"), notice_version=bindparam("v_notice_version"), recorded_at=bindparam("v_recorded_at"),
     granted_at=bindparam("v_granted_at"), event_seq=bindparam("v_event_seq"))
 DELETE_OF_SUBJECT = delete(_CS).where(_CS.c.subject_id == bindparam("b_sid"))
-DELETE_OF_SUBJECTS = delete(_CS).where(_CS.c.subject_id.in_(bindparam("b_sids", expanding=True)))
+DELETE_OF_SUBJECTS = delete(_CS).where(in_list(_CS.c.subject_id, "b_sids"))
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, false, insert, literal_column, or_, select, update
 
+from privacy.storage.lists import in_list
 from privacy.storage.models import ConsentState, Subject, SubjectField
 from privacy.storage.retention_models import AnonymisedRecord, RetentionRun
 from privacy.storage.statements import AnyTransaction, as_transaction
@@ -39,7 +40,7 @@ BY_STATE_TIME = select(_CS.c.subject_id.label("id")).where(
     _CS.c.purpose == bindparam("purpose"), _CS.c.status.in_(bindparam("statuses", expanding=True)),
     _CS.c.recorded_at <= bindparam("cutoff"))
 STATES_OF = select(_CS.c.subject_id, _CS.c.purpose, _CS.c.status, _CS.c.recorded_at, _CS.c.granted_at).where(
-    _CS.c.subject_id.in_(bindparam("sids", expanding=True)))
+    in_list(_CS.c.subject_id, "sids"))
 INSERT_RUN = insert(_R)
 UPDATE_RUN = update(_R).where(_R.c.id == bindparam("b_id")).values(
     status=bindparam("v_status"), cursor=bindparam("v_cursor"), summary=bindparam("v_summary"),

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, literal, null, select, union_all, update
 
+from privacy.storage.lists import in_list
 from privacy.storage.models import HeldField, Subject, SubjectField, Suppression
 from privacy.storage.statements import AnyTransaction, Prepared, as_transaction, prepare
 
@@ -44,9 +45,8 @@ SUBJECTS_AFTER = select(*SUBJECT_COLUMNS).where(_S.c.id > bindparam("after")).or
 NTH_ID_AFTER = select(_S.c.id).where(_S.c.id > bindparam("after")).order_by(_S.c.id).limit(1).offset(
     bindparam("skip"))
 LAST_ID = select(func.max(_S.c.id))
-SUBJECTS_OF = select(*SUBJECT_COLUMNS).where(_S.c.id.in_(bindparam("sids", expanding=True))).order_by(_S.c.id)
-FIELDS_OF_MANY = select(_SF.c.subject_id, _SF.c.name, _SF.c.ciphertext).where(
-    _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
+SUBJECTS_OF = select(*SUBJECT_COLUMNS).where(in_list(_S.c.id, "sids")).order_by(_S.c.id)
+FIELDS_OF_MANY = select(_SF.c.subject_id, _SF.c.name, _SF.c.ciphertext).where(in_list(_SF.c.subject_id, "sids"))
 FIELD_OF_MANY = select(_SF.c.subject_id, _SF.c.ciphertext).where(
     _SF.c.name == bindparam("name"), _SF.c.subject_id.in_(bindparam("sids", expanding=True)))
 FIELD_NAMES = select(_SF.c.name).where(_SF.c.subject_id == bindparam("sid"))
@@ -65,8 +65,8 @@ SHRED = update(_S).where(_S.c.id == bindparam("b_sid")).values(
 REWRAP = update(_S).where(_S.c.id == bindparam("b_sid")).values(
     wrapped_key=bindparam("b_wrapped"), master_key_id=bindparam("b_mk"))
 DELETE_SUBJECT = delete(_S).where(_S.c.id == bindparam("b_sid"))
-DELETE_FIELDS_OF_MANY = delete(_SF).where(_SF.c.subject_id.in_(bindparam("b_sids", expanding=True)))
-DELETE_SUBJECTS = delete(_S).where(_S.c.id.in_(bindparam("b_sids", expanding=True)))
+DELETE_FIELDS_OF_MANY = delete(_SF).where(in_list(_SF.c.subject_id, "b_sids"))
+DELETE_SUBJECTS = delete(_S).where(in_list(_S.c.id, "b_sids"))
 INSERT_FIELD = insert(_SF)
 UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
     ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
