@@ -1,6 +1,8 @@
 """Marshmallow fields (and an answer schema) the API needs beyond the stock ones."""
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,8 +16,8 @@ from privacy.policy.validation import (
     strict_boolean,
 )
 
-__all__ = ["FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "VerbatimSchema", "WholeNumber",
-           "no_control_characters", "whole_numbers"]
+__all__ = ["DateOrAwareDateTime", "FastStringList", "ShortKeyMap", "StrictBoolean", "StringOrMap", "VerbatimSchema",
+           "WholeNumber", "no_control_characters", "whole_numbers"]
 
 _VISIBLE_ASCII = bytes(range(0x20, 0x7F))
 
@@ -31,6 +33,34 @@ class VerbatimSchema(Schema):
         if many or not isinstance(obj, dict):
             return super().dump(obj, many=many)
         return {name: obj[name] for name in self.dump_fields if name in obj}
+
+
+class DateOrAwareDateTime(fields.Field):
+    """A calendar date ``YYYY-MM-DD`` (the start of that day, UTC, as the command line reads
+    ``--as-of``) or an ISO 8601 time with its offset; a time without an offset is refused
+    (whose midnight would it be?). The OpenAPI document says so: a ``date`` or a
+    ``date-time`` string (or null when the field may be left out)."""
+
+    _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+    default_error_messages = {"invalid": "Not a valid date (YYYY-MM-DD) or time with an offset."}  # noqa: RUF012
+
+    def __init__(self, **kwargs: Any) -> None:
+        choices = [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+        if kwargs.get("allow_none") or kwargs.get("load_default", 0) is None:
+            choices.append({"type": "null"})
+        kwargs.setdefault("metadata", {}).setdefault("anyOf", choices)
+        super().__init__(**kwargs)
+        self._time = fields.AwareDateTime(default_timezone=None)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+                     ) -> dt.datetime:
+        try:
+            if isinstance(value, str) and self._DATE.fullmatch(value):
+                return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+            result: dt.datetime = self._time.deserialize(value)
+            return result
+        except (ValueError, ValidationError):
+            raise self.make_error("invalid") from None
 
 
 class WholeNumber(fields.Integer):

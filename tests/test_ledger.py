@@ -110,8 +110,8 @@ def test_an_inserted_entry_is_caught_though_it_links_and_hashes_right(app: Flask
                                                                       writer: dict[str, str],
                                                                       admin: dict[str, str]) -> None:
     """A forged entry after a shard's last, linked and hashed as the service would: the
-    shard's head does not name it."""
-    seqs = _three_signups(client, writer)[0]
+    shard's head does not name it (the last sign-up's shard: its entries are that shard's newest)."""
+    seqs = _three_signups(client, writer)[2]
     with app.app_context(), db.engine.connect() as conn:
         events = ConsentEvent.__table__
         last = conn.execute(events.select().where(events.c.seq == seqs[-1])).mappings().one()

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from api.schema_fields import DateOrAwareDateTime
 from privacy.policy.validation import StrictBoolean, StrictSchema
 
 
 class RetentionRunRequestSchema(StrictSchema):
     dry_run = StrictBoolean(load_default=None, metadata={
         "description": "change nothing, list what would go (officers may only dry-run; admins run real by default)"})
-    as_of = fields.AwareDateTime(default_timezone=None, load_default=None,
-                                 metadata={"description": "sweep as of this time (ISO 8601 with offset; default now)"})
+    as_of = DateOrAwareDateTime(load_default=None, metadata={
+        "description": "sweep as of this date (YYYY-MM-DD: its start, UTC) or time (ISO 8601, offset); default now"})
 
 
 class ActionCountsSchema(Schema):

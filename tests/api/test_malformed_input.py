@@ -631,7 +631,7 @@ def retention_cases() -> Iterator[Case]:
         yield Case("retention-run", f"dry_run-{label}", "POST", runs, "officer", json={"dry_run": value},
                    names=("dry_run",))
     for label, value in [("not-a-date", "yesterday"), ("no-offset", "2030-01-01T00:00:00"),
-                         ("date-only", "2030-01-01"), ("number", 20300101), ("empty", "")]:
+                         ("no-such-day", "2030-02-30"), ("number", 20300101), ("empty", "")]:
         yield Case("retention-run", f"as_of-{label}", "POST", runs, "officer", json={"as_of": value},
                    names=("as_of",))
     yield Case("retention-run", "unknown-key", "POST", runs, "officer", json={"dry_run": True, "colour": 1},

@@ -50,6 +50,17 @@ def test_an_officer_may_only_dry_run(app: Flask, client: FlaskClient, writer: di
     assert exists(app, sid)
 
 
+def test_a_dry_run_takes_a_date_as_the_start_of_that_day_utc(
+        client: FlaskClient, writer: dict[str, str], officer: dict[str, str]) -> None:
+    sid = withdrawn_sms(client, writer)
+    later = (utcnow() + dt.timedelta(days=32)).date().isoformat()
+    r = client.post("/v1/retention/runs", json={"dry_run": True, "as_of": later}, headers=officer)
+    assert r.status_code == 200, r.json
+    assert r.json["as_of"] == f"{later}T00:00:00Z" and r.json["would_go"][0]["subject_id"] == sid
+    too_soon = (utcnow() + dt.timedelta(days=29)).date().isoformat()
+    assert client.post("/v1/retention/runs", json={"as_of": too_soon}, headers=officer).json["would_go"] == []
+
+
 def test_an_admin_runs_real_by_default_and_runs_are_listed(
         app: Flask, client: FlaskClient, writer: dict[str, str], officer: dict[str, str],
         admin: dict[str, str]) -> None:
