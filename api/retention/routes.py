@@ -10,7 +10,6 @@ from api.docs import Blueprint
 from api.jsonio import require_json_object
 from api.retention.schemas import RetentionRunRequestSchema, RetentionRunsSchema, SweepSummarySchema
 from api.services import current, now
-from privacy.errors import Forbidden
 from privacy.retention.sweep import RetentionService
 
 blp = Blueprint("retention", __name__, url_prefix="/v1", description="Retention rules and minimisation")
@@ -32,11 +31,5 @@ class RetentionRuns(MethodView):
         gets a dry run (what would go); only an admin key may run a real one, and does by default."""
         require_json_object()
         principal = current_principal()
-        dry_run = args["dry_run"]
-        if dry_run is None:
-            dry_run = not principal.may("admin")
-        if not dry_run and not principal.may("admin"):
-            raise Forbidden("only an admin key may run a real retention sweep; send dry_run true",
-                            {"dry_run": ["a real run needs the scope 'admin'"]})
-        as_of = args["as_of"] or now()
-        return RetentionService(current()).run(as_of, dry_run, principal.actor)
+        return RetentionService(current()).requested(args["as_of"] or now(), args["dry_run"], principal.may("admin"),
+                                                     principal.actor)

@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from privacy.context import PrivacyContext, as_json_time
+from privacy.errors import Forbidden
 from privacy.ledger import append_audit
 from privacy.policy.catalogue import Catalogue, load_catalogue
 from privacy.retention.removal import Batch, Removal, category
-from privacy.retention.rules import Decision, decide, fired_in_range, hold_fields, keepers, rules_of
+from privacy.retention.rules import Decision, Rule, decide, fired_in_range, hold_fields, keepers, rules_of
 from privacy.retention.tally import Tally
 from privacy.storage.repositories.retention import RetentionRepository, RetentionRunRecord
 from privacy.storage.repositories.subjects import SubjectRecord, SubjectRepository
@@ -53,6 +54,17 @@ class RetentionService:
         """The newest runs, newest first."""
         with self.ctx.database.unit_of_work() as session:
             return [run_view(r) for r in RetentionRepository(session).newest(limit)]
+
+    def requested(self, as_of: dt.datetime, dry_run: bool | None, may_run_real: bool, actor: str
+                  ) -> dict[str, Any]:
+        """A run asked for by an officer or admin: a dry run unless asked otherwise, and a real
+        one only for someone who may run it (an officer may only preview what would go)."""
+        if dry_run is None:
+            dry_run = not may_run_real
+        if not dry_run and not may_run_real:
+            raise Forbidden("only an admin key may run a real retention sweep; send dry_run true",
+                            {"dry_run": ["a real run needs the scope 'admin'"]})
+        return self.run(as_of, dry_run, actor)
 
     def run(self, as_of: dt.datetime, dry_run: bool, actor: str, batch_size: int = BATCH_SIZE,
             should_stop: Callable[[], bool] = lambda: False, progress: Callable[[int], Any] | None = None
@@ -112,11 +124,12 @@ class RetentionService:
             append_audit(session, actor, AUDIT_ACTION, now, target=run.id, details=summary)
 
     @staticmethod
-    def _read(session: Session, catalogue: Catalogue, after: str, last: str, as_of: dt.datetime) -> Batch:
+    def _read(session: Session, catalogue: Catalogue, rules: list[Rule], after: str, last: str,
+              as_of: dt.datetime) -> Batch:
         """The batch's reads over the id range (``after``, ``last``]: which rules fire and who
         may lose a field, one statement each (set-based); then only those subjects' rows."""
         repo = RetentionRepository(session)
-        fired = fired_in_range(repo, rules_of(catalogue.purposes), as_of, after, last)
+        fired = fired_in_range(repo, rules, as_of, after, last)
         concerned = sorted(set(fired) | repo.unneeded_in_range(keepers(catalogue.purposes), after, last))
         if not concerned:
             return Batch([], {}, {}, fired)
@@ -125,8 +138,9 @@ class RetentionService:
 
     def _batch(self, session: Session, catalogue: Catalogue, after: str, last: str, as_of: dt.datetime,
                dry_run: bool, tally: Tally) -> None:
-        batch = self._read(session, catalogue, after, last, as_of)
-        rules = {r.purpose: r for r in rules_of(catalogue.purposes)}
+        listed = rules_of(catalogue.purposes)
+        batch = self._read(session, catalogue, listed, after, last, as_of)
+        rules = {r.purpose: r for r in listed}
         acting: list[tuple[SubjectRecord, Decision]] = []
         minimising: list[tuple[str, Decision]] = []
         for subject in batch.subjects:

@@ -36,7 +36,6 @@ UPDATE_STATE = update(_CS).where(
     _CS.c.subject_id == bindparam("b_sid"), _CS.c.purpose == bindparam("b_purpose")).values(
     status=bindparam("v_status"), notice_version=bindparam("v_notice_version"), recorded_at=bindparam("v_recorded_at"),
     granted_at=bindparam("v_granted_at"), event_seq=bindparam("v_event_seq"))
-DELETE_OF_SUBJECT = delete(_CS).where(_CS.c.subject_id == bindparam("b_sid"))
 DELETE_OF_SUBJECTS = delete(_CS).where(in_list(_CS.c.subject_id, "b_sids"))
 
 
@@ -157,7 +156,7 @@ class ConsentStateRepository:
 
     def forget(self, subject_id: str) -> None:
         """Delete the subject's states (an erasure; the ledger keeps its events)."""
-        self.tx.execute(DELETE_OF_SUBJECT, {"b_sid": subject_id})
+        self.forget_many([subject_id])
 
     def forget_many(self, subject_ids: list[str]) -> None:
         """:meth:`forget` for many subjects, one statement."""

@@ -64,13 +64,11 @@ SHRED = update(_S).where(_S.c.id == bindparam("b_sid")).values(
     wrapped_key=null(), master_key_id=null(), shredded_at=bindparam("b_now"))
 REWRAP = update(_S).where(_S.c.id == bindparam("b_sid")).values(
     wrapped_key=bindparam("b_wrapped"), master_key_id=bindparam("b_mk"))
-DELETE_SUBJECT = delete(_S).where(_S.c.id == bindparam("b_sid"))
 DELETE_FIELDS_OF_MANY = delete(_SF).where(in_list(_SF.c.subject_id, "b_sids"))
 DELETE_SUBJECTS = delete(_S).where(in_list(_S.c.id, "b_sids"))
 INSERT_FIELD = insert(_SF)
 UPDATE_FIELD = update(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name")).values(
     ciphertext=bindparam("b_ciphertext"), updated_at=bindparam("b_now"))
-DELETE_FIELDS = delete(_SF).where(_SF.c.subject_id == bindparam("b_sid"))
 DELETE_FIELD = delete(_SF).where(_SF.c.subject_id == bindparam("b_sid"), _SF.c.name == bindparam("b_name"))
 INSERT_SUPPRESSION = insert(_SUP)
 INSERT_HELD = insert(_HF)
@@ -241,8 +239,7 @@ class SubjectRepository:
         to its confirmations and queued mail; its consent states go first, see
         ``ConsentStateRepository.forget``)."""
         self.shred(subject_id, now)
-        self.tx.execute(DELETE_FIELDS, {"b_sid": subject_id})
-        self.tx.execute(DELETE_SUBJECT, {"b_sid": subject_id})
+        self.erase_many([subject_id])
 
     def erase_many(self, subject_ids: list[str]) -> None:
         """:meth:`erase` for many subjects in one transaction: their fields, then the rows with
