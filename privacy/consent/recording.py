@@ -6,9 +6,11 @@ proof. Minimisation happens in the plan (:mod:`privacy.consent.plan`): only the 
 purpose the subject now agrees to (or has a contract for) needs are encrypted and
 stored; the rest is reported back as ``dropped_fields`` and never written.
 
-A recording reads in a short raw transaction, plans with no transaction open, and
-writes in a short raw transaction (SQLite's write lock is held for the statements alone);
-a subject changed in between (or an Idempotency-Key used in between) means plan again.
+A recording reads, plans with no statement running, and writes
+(:meth:`privacy.storage.database.Database.read_then_write`): on SQLite in two short raw
+transactions (the write lock is held for the statements alone), on PostgreSQL in one
+pipelined transaction of three round trips. A subject changed in between (or an
+Idempotency-Key used in between) means plan again.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ from privacy.consent.plan import Plan, Planner, prepare_rows, still_current, wri
 from privacy.consent.validation import ConsentCommand, Wishes, check_age, check_subject, checked
 from privacy.context import PrivacyContext
 from privacy.errors import Conflict, InvalidInput
-from privacy.policy.catalogue import cached_catalogue, catalogue_as_of, load_catalogue, read_stamp
-from privacy.storage.database import in_transaction
+from privacy.policy.catalogue import ask_stamp, cached_catalogue, catalogue_as_of, load_catalogue
+from privacy.storage.database import ReadThenWrite, in_transaction
 from privacy.storage.repositories.idempotency import IdempotencyRepository
 from privacy.storage.repositories.tasks import TaskRecord, TaskRepository
 from privacy.storage.statements import Prepared, integrity_errors
@@ -72,9 +74,10 @@ class Recorder:
         retry_on: tuple[type[Exception], ...] = (*integrity_errors(self.database.dialect), _Stale)
         with self.database.raw_connection() as conn:  # one pool checkout for the read and the write
             for attempt in range(WRITE_ATTEMPTS):
-                wishes, plan = self._plan(conn, planner, cmd, wishes, now)
                 try:
-                    replay = self._write(conn, plan, now, idempotency, fingerprint)
+                    with self.database.read_then_write(conn) as unit:
+                        wishes, plan = self._plan(unit, planner, cmd, wishes, now)
+                        replay = self._write(unit, plan, now, idempotency, fingerprint)
                     break
                 except retry_on:
                     # Another request changed this subject (or used the same Idempotency-Key)
@@ -86,18 +89,20 @@ class Recorder:
         log.info("consent recorded subject=%s purposes=%s", plan.subject_id, ",".join(sorted(plan.body["consents"])))
         return RecordResult(plan.body)
 
-    def _plan(self, conn: Any, planner: Planner, cmd: ConsentCommand, wishes: Wishes, now: dt.datetime
-              ) -> tuple[Wishes, Plan]:
-        """Read the subject's state in a short transaction, then plan with none open; returns
-        the wishes (checked again if a purpose changed since they were) and the plan."""
+    def _plan(self, unit: ReadThenWrite, planner: Planner, cmd: ConsentCommand, wishes: Wishes,
+              now: dt.datetime) -> tuple[Wishes, Plan]:
+        """Read the subject's state (on SQLite in a short transaction), then plan with no
+        statement running; returns the wishes (checked again if a purpose changed since they
+        were) and the plan."""
         database, session = self.database, self.database.session
         if in_transaction(session):
             session.rollback()  # (a catalogue look-up) no snapshot is held while writing
-        with database.raw_read(conn, then_write=True) as reader:
-            stamp = read_stamp(reader.cursor)
+        with unit.read() as reader:
+            asked = ask_stamp(reader)
             subject = planner.find_subject(reader, wishes.values, cmd.subject_id)
             check_subject(self.ctx.crypto, subject, cmd, wishes.values)
             known = planner.current(reader, subject)
+            stamp = asked()
         if stamp != wishes.catalogue.stamp:  # a purpose changed since this process last read them
             wishes = checked(self.ctx, cmd, catalogue_as_of(database, stamp))
             session.rollback()
@@ -109,7 +114,7 @@ class Recorder:
                             wishes.catalogue, now)
         return wishes, plan
 
-    def _write(self, conn: Any, plan: Plan, now: dt.datetime, idempotency: tuple[str, str] | None,
+    def _write(self, unit: ReadThenWrite, plan: Plan, now: dt.datetime, idempotency: tuple[str, str] | None,
                fingerprint: str) -> RecordResult | None:
         """Store the plan (its rows converted before the lock); the stored answer instead when
         the Idempotency-Key was used before."""
@@ -118,8 +123,8 @@ class Recorder:
         answer: Prepared | None = None
         if idempotency:
             answer = IdempotencyRepository.prepare(*idempotency, fingerprint, plan.body, now, dialect)
-        tasks = self._consent_tasks(conn, plan, now)
-        with self.database.raw_write(conn, pipeline=True) as tx:
+        tasks = self._consent_tasks(unit, plan, now)
+        with unit.write() as tx:
             if idempotency:
                 replay = _replay(IdempotencyRepository(tx), idempotency, fingerprint)
                 if replay is not None:
@@ -133,13 +138,13 @@ class Recorder:
                 tx.run(answer)
         return None
 
-    def _consent_tasks(self, conn: Any, plan: Plan, now: dt.datetime) -> list[TaskRecord]:
+    def _consent_tasks(self, unit: ReadThenWrite, plan: Plan, now: dt.datetime) -> list[TaskRecord]:
         """The connected systems' tasks of the plan's withdrawals, sealed before the write
         lock is taken (whom to look for is read in a short read transaction of its own)."""
         withdrawn = {e["purpose"]: e["status"] for e in plan.events if e["status"] == "withdrawn"}
         if not withdrawn or not self.fanout.systems or plan.new_subject is not None:
             return []
-        with self.database.raw_read(conn) as reader:
+        with unit.read() as reader:
             return self.fanout.tasks(reader, plan.subject_id, withdrawn, now)
 
 

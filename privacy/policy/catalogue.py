@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from privacy.policy.file import Policy, PurposeDef, flatten_errors, validate_pur
 from privacy.policy.schema import CODE_PATTERN
 from privacy.storage.database import AnySession, Database
 from privacy.storage.models import NoticeVersion, Purpose
+from privacy.storage.statements import RawTransaction
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,11 @@ request that needs the catalogue can afford to ask."""
 _cache: weakref.WeakKeyDictionary[Engine, Catalogue] = weakref.WeakKeyDictionary()  # per database
 
 
-def read_stamp(cursor: Any) -> tuple[tuple[Any, ...], ...]:
-    """The catalogue's stamp read on a DBAPI cursor, inside a caller's read transaction."""
-    cursor.execute(STAMP_SQL)
-    return tuple(tuple(row) for row in cursor.fetchall())
+def ask_stamp(reader: RawTransaction) -> Callable[[], tuple[tuple[Any, ...], ...]]:
+    """The catalogue's stamp, asked inside a caller's read transaction: the returned
+    function reads the answer (sent with the next read, see :meth:`RawTransaction.later`)."""
+    rows = reader.later(STAMP_SQL)
+    return lambda: tuple(tuple(row) for row in rows())
 
 
 def load_catalogue(database: Database) -> Catalogue:
@@ -74,7 +77,7 @@ def load_catalogue(database: Database) -> Catalogue:
 def cached_catalogue(database: Database) -> Catalogue:
     """The catalogue this process read last, without asking the database; the caller checks
     its stamp later (the sign-up does, inside its own read transaction, with
-    :func:`read_stamp`)."""
+    :func:`ask_stamp`)."""
     cached = _cache.get(database.engine)
     return cached if cached is not None else load_catalogue(database)
 

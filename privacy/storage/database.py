@@ -109,17 +109,10 @@ class Database:
                 yield own
 
     @contextlib.contextmanager
-    def raw_write(self, conn: Any | None = None, pipeline: bool = False) -> Iterator[RawTransaction]:
+    def raw_write(self, conn: Any | None = None) -> Iterator[RawTransaction]:
         """A short write transaction on a pooled DBAPI connection (or on ``conn``, from
         :meth:`raw_connection`): SQLite's writer lock and ``BEGIN IMMEDIATE`` first, commit on
-        success, roll back on error.
-
-        With ``pipeline``, on PostgreSQL the transaction runs in psycopg's pipeline mode:
-        statements whose results nobody reads are sent without waiting for the server, so a
-        sign-up's writes cost a round trip or two rather than one each. A database error
-        then surfaces at the next read or at the commit (the whole transaction rolls back as
-        before), and a statement's ``rowcount`` is not known until then: only for callers
-        that read no row counts."""
+        success, roll back on error."""
         lock = writer_lock(self.engine)
         sqlite = self.engine.dialect.name == "sqlite"
         with self._connection(conn) as conn, lock.held() if lock else contextlib.nullcontext():
@@ -127,15 +120,11 @@ class Database:
             if sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             try:
-                # Leaving the pipeline on an error keeps that error (psycopg drops the
-                # "pipeline aborted" of the statements after it); the rollback then runs
-                # outside the pipeline, and the caller sees e.g. the unique violation.
-                with conn.driver_connection.pipeline() if pipeline and not sqlite else contextlib.nullcontext():
-                    yield RawTransaction(cursor, self.engine.dialect)
-                    if sqlite:
-                        cursor.execute("COMMIT")
-                    else:
-                        conn.commit()
+                yield RawTransaction(cursor, self.engine.dialect)
+                if sqlite:
+                    cursor.execute("COMMIT")
+                else:
+                    conn.commit()
             except BaseException:
                 conn.rollback()
                 raise
@@ -143,29 +132,92 @@ class Database:
             checkpoints.after_write(lock.database)
 
     @contextlib.contextmanager
-    def raw_read(self, conn: Any | None = None, then_write: bool = False) -> Iterator[RawTransaction]:
+    def raw_read(self, conn: Any | None = None) -> Iterator[RawTransaction]:
         """A read transaction (one snapshot) on a pooled DBAPI connection (or on ``conn``),
-        rolled back at the end.
-
-        ``then_write``: the caller writes next on the same ``conn`` (:meth:`raw_write`). On
-        PostgreSQL the read transaction is then left open and the write goes on in it (its
-        commit or rollback ends both): the reads took no locks, and READ COMMITTED gives
-        each later statement a fresh snapshot, so this only saves the ROLLBACK's round trip.
-        SQLite rolls back as ever (a reader's snapshot pins the WAL)."""
+        rolled back at the end."""
         sqlite = self.engine.dialect.name == "sqlite"
         with self._connection(conn) as conn:
             cursor = conn.cursor()
-            ended = False
             try:
                 if sqlite:
                     cursor.execute("BEGIN")
                 yield RawTransaction(cursor, self.engine.dialect)
-                ended = not sqlite and then_write
             finally:
-                if not ended:
-                    conn.rollback()
+                conn.rollback()
+
+    @contextlib.contextmanager
+    def read_then_write(self, conn: Any) -> Iterator[ReadThenWrite]:
+        """Reads, then (after work with no statement running) at most one write, on ``conn``
+        (from :meth:`raw_connection`): a recording's path. See :class:`ReadThenWrite`."""
+        if self.engine.dialect.name == "sqlite":
+            yield ReadThenWrite(self, conn)
+            return
+        unit = ReadThenWrite(self, conn, pipelined=True)
+        try:
+            with conn.driver_connection.pipeline():
+                yield unit
+                unit.end()
+        except BaseException:
+            # Leaving the pipeline on an error keeps that error (psycopg drops the "pipeline
+            # aborted" of the statements after it); the rollback then runs outside the
+            # pipeline, and the caller sees e.g. the unique violation.
+            conn.rollback()
+            raise
 
     def dispose(self) -> None:
         """End the session of this thread and close the pool's connections."""
         self.session.remove()
         self.engine.dispose()
+
+
+class ReadThenWrite:
+    """Read transactions and then one write transaction on one pooled connection.
+
+    On SQLite each :meth:`read` is a transaction of its own, rolled back at its end (a
+    reader's snapshot pins the WAL), and :meth:`write` is :meth:`Database.raw_write`, with
+    the writer lock.
+
+    On PostgreSQL everything runs in one transaction in psycopg's pipeline mode, committed
+    when the unit ends: the reads took no locks, and READ COMMITTED gives each statement a
+    fresh snapshot, so one transaction is what separate ones would be, in fewer round
+    trips. A statement is sent when it is run, and the client waits only when it reads an
+    answer (all answers sent before it come back together, see
+    :meth:`RawTransaction.later`) and once at the end, for the COMMIT. A database error
+    surfaces at the next answer read or at the end, and rolls the whole unit back. A
+    sign-up thus takes three round trips: its reads, its writes up to the ledger head's
+    lock, and the rest with the COMMIT.
+    """
+
+    def __init__(self, database: Database, conn: Any, pipelined: bool = False) -> None:
+        self.database = database
+        self.conn = conn
+        self.pipelined = pipelined
+        self._cursor = conn.cursor() if pipelined else None
+        self._written = False
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[RawTransaction]:
+        """Reads that see one snapshot on SQLite (statement by statement on PostgreSQL)."""
+        if self._cursor is None:
+            with self.database.raw_read(self.conn) as reader:
+                yield reader
+        else:
+            yield RawTransaction(self._cursor, self.database.dialect)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[RawTransaction]:
+        """The unit's one write, committed at its end (on SQLite, at the end of this block)."""
+        if self._written:
+            raise RuntimeError("a ReadThenWrite writes once")
+        self._written = True
+        if self._cursor is None:
+            with self.database.raw_write(self.conn) as tx:
+                yield tx
+        else:
+            yield RawTransaction(self._cursor, self.database.dialect)
+
+    def end(self) -> None:
+        """(PostgreSQL) Queue the COMMIT of the write, or the ROLLBACK of reads alone; the
+        pipeline's end sends it and waits for the answers."""
+        assert self._cursor is not None
+        self._cursor.execute("COMMIT" if self._written else "ROLLBACK", prepare=False)

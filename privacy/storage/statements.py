@@ -7,7 +7,8 @@ from __future__ import annotations
 import collections
 import functools
 import operator
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, DateTime
@@ -16,6 +17,12 @@ from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 _time_converters: dict[tuple[Any, ...], Any] = {}
+
+_ONE_ROW_INSERT = re.compile(r"(INSERT INTO .+? VALUES )(\(.*\))", re.DOTALL)
+_NAMED = re.compile(r"%\((\w+)\)s")
+ROWS_PER_INSERT = 200
+"""Rows sent in one multi-row INSERT on PostgreSQL (a statement takes at most 65,535
+values: 200 rows leave room for 327 columns)."""
 
 
 def _bind_processor(type_: Any, dialect: Any) -> Any:
@@ -58,6 +65,10 @@ class RawStatement:
         # Literals in the statement (``literal(True)``) are binds with their own value.
         self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items()
                        if not bind.required and name in names}
+        # A plain one-row INSERT of named values (psycopg's) can take many rows at once.
+        plain = _ONE_ROW_INSERT.fullmatch(self.sql) if not self.positional else None
+        self._values_group = (plain.group(1), plain.group(2)) if plain else None
+        self._many_sql: dict[int, str] = {}
         columns = list(getattr(stmt, "selected_columns", ()))
         self._row = collections.namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
         self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
@@ -66,6 +77,19 @@ class RawStatement:
         """A fetched tuple as a row with attributes, each value converted by its column type."""
         assert self._row is not None
         return self._row(*(convert(v) if convert else v for convert, v in zip(self._results, values, strict=True)))
+
+    def as_one_statement(self, params: list[Any]) -> tuple[str, dict[str, Any]] | None:
+        """A plain INSERT's rows (each converted by :meth:`params`) as one multi-row INSERT
+        and its values; None for any other statement, or for more than
+        :data:`ROWS_PER_INSERT` rows."""
+        if self._values_group is None or not 1 < len(params) <= ROWS_PER_INSERT:
+            return None
+        n = len(params)
+        sql = self._many_sql.get(n)
+        if sql is None:
+            head, group = self._values_group
+            sql = self._many_sql[n] = head + ", ".join(_NAMED.sub(rf"%(\1__{i})s", group) for i in range(n))
+        return sql, {f"{name}__{i}": value for i, row in enumerate(params) for name, value in row.items()}
 
     def params(self, row: Any) -> Any:
         """``row``'s values in the statement's order (a list), or by name, converted."""
@@ -114,6 +138,15 @@ class RawTransaction:
         if len(params) == 1:
             self.cursor.execute(compiled.sql, params[0])
         elif params:
+            self._many(compiled, params)
+
+    def _many(self, compiled: RawStatement, params: list[Any]) -> None:
+        """Several rows of one statement: on PostgreSQL an INSERT's rows in one statement
+        (each statement costs the client a send and a poll, even pipelined), else per row."""
+        one = compiled.as_one_statement(params) if self.dialect.name == "postgresql" else None
+        if one is not None:
+            self.cursor.execute(*one)
+        else:
             self.cursor.executemany(compiled.sql, params)
 
     def execute(self, stmt: Any, row: Any = None) -> Any:
@@ -127,7 +160,7 @@ class RawTransaction:
 
     def executemany(self, stmt: Any, rows: list[Any]) -> None:
         compiled = self._statement(stmt)
-        self.cursor.executemany(compiled.sql, [compiled.params(r) for r in rows])
+        self._many(compiled, [compiled.params(r) for r in rows])
 
     def first(self, stmt: Any, row: Any = None) -> Any:
         """The first row (with attributes), or None."""
@@ -148,6 +181,14 @@ class RawTransaction:
     def driver_sql(self, sql: str, params: Any) -> list[Any]:
         self.cursor.execute(sql, params)
         return list(self.cursor.fetchall())
+
+    def later(self, sql: str, params: Any = None) -> Callable[[], list[Any]]:
+        """Send SQL written for the driver now; the returned function gives its rows. In
+        PostgreSQL's pipeline mode (:meth:`Database.read_then_write`) the answer comes back
+        with that of the next statement whose rows are read, in the same round trip."""
+        cursor = self.cursor.connection.cursor()
+        cursor.execute(sql, () if params is None else params)
+        return cursor.fetchall
 
 
 class CoreTransaction:
