@@ -2,12 +2,14 @@
 
 A sign-up appends its consent events after ``SELECT ... FROM chain_heads ... FOR UPDATE``
 (``privacy.storage.repositories.ledger.LOCK_HEAD``) and holds that row lock until its
-COMMIT. :func:`probing` wraps psycopg's ``Cursor.execute`` and ``Connection.commit`` /
-``rollback`` (the repositories run their statements straight on the DBAPI cursor of a
-pooled connection, below SQLAlchemy's events) and records, per connection, when each
-statement naming ``chain_heads`` with ``FOR UPDATE`` was sent and when the following COMMIT
-was answered, and the statement's parameters (the head's name: one row, or a shard such as
-``consent/07``, whatever the code locks). The service's code is not changed.
+COMMIT. :func:`probing` wraps psycopg's ``Cursor.execute``, ``Connection.commit`` /
+``rollback`` and the end of a pipeline (the repositories run their statements straight on
+the DBAPI cursor of a pooled connection, below SQLAlchemy's events) and records, per
+connection, when each statement naming ``chain_heads`` with ``FOR UPDATE`` was sent and
+when the following COMMIT was answered (by ``commit()``, or, for a ``COMMIT`` statement
+queued in a pipeline, at the pipeline's end), and the statement's parameters (the head's
+name: one row, or a shard such as ``consent/07``, whatever the code locks). The service's
+code is not changed.
 
 Seen from the client, that span includes the lock statement's trip to the server and the
 COMMIT's answer back; the lock itself is held from the statement's arrival (uncontended: the
@@ -40,6 +42,7 @@ class HoldProbe:
     rolled_back: int = 0
     _open: dict[int, list[tuple[str, float]]] = field(default_factory=dict)
     _after: dict[int, int] = field(default_factory=dict)
+    _queued_end: dict[int, bool] = field(default_factory=dict)
 
     def ran(self, conn: Any) -> None:
         """A statement ran on ``conn`` (counted when it holds a lock)."""
@@ -51,6 +54,16 @@ class HoldProbe:
         values = params.values() if isinstance(params, Mapping) else (params or ())
         self._open.setdefault(id(conn), []).append((",".join(map(str, values)), began))
         self._after.setdefault(id(conn), -1)
+
+    def queued_end(self, conn: Any, committed: bool) -> None:
+        """A ``COMMIT`` or ``ROLLBACK`` statement was queued in ``conn``'s pipeline."""
+        self._queued_end[id(conn)] = committed
+
+    def pipeline_ended(self, conn: Any, at: float) -> None:
+        """``conn``'s pipeline ended at ``at``: a queued COMMIT or ROLLBACK was answered."""
+        committed = self._queued_end.pop(id(conn), None)
+        if committed is not None:
+            self.ended(conn, at, committed)
 
     def ended(self, conn: Any, at: float, committed: bool) -> None:
         """``conn``'s transaction ended at ``at``: its locks are released."""
@@ -76,14 +89,28 @@ def probing(probe: HoldProbe) -> Iterator[HoldProbe]:
 
     execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
     commit, rollback = psycopg.Connection.commit, psycopg.Connection.rollback
+    pipeline_exit = psycopg.Pipeline.__exit__
 
     def timed_execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
         began = time.perf_counter()
         result = execute(self, query, params, **kwargs)
+        ending = str(query).strip().upper() if isinstance(query, str) else ""
+        if ending in ("COMMIT", "ROLLBACK"):
+            if self.connection.pgconn.pipeline_status:  # answered when the pipeline ends
+                probe.queued_end(self.connection, ending == "COMMIT")
+            else:
+                probe.ended(self.connection, time.perf_counter(), ending == "COMMIT")
+            return result
         if is_head_lock(query):
             probe.locked(self.connection, params, began)
         probe.ran(self.connection)
         return result
+
+    def timed_pipeline_exit(self: Any, *exc: Any) -> None:
+        try:
+            pipeline_exit(self, *exc)
+        finally:
+            probe.pipeline_ended(self._conn, time.perf_counter())
 
     def counted_executemany(self: Any, query: Any, params_seq: Any, **kwargs: Any) -> Any:
         result = executemany(self, query, params_seq, **kwargs)
@@ -102,6 +129,7 @@ def probing(probe: HoldProbe) -> Iterator[HoldProbe]:
     psycopg.Cursor.executemany = counted_executemany  # type: ignore[method-assign]
     psycopg.Connection.commit = timed_commit  # type: ignore[method-assign]
     psycopg.Connection.rollback = timed_rollback  # type: ignore[method-assign]
+    psycopg.Pipeline.__exit__ = timed_pipeline_exit  # type: ignore[method-assign]
     try:
         yield probe
     finally:
@@ -109,6 +137,7 @@ def probing(probe: HoldProbe) -> Iterator[HoldProbe]:
         psycopg.Cursor.executemany = executemany  # type: ignore[method-assign]
         psycopg.Connection.commit = commit  # type: ignore[method-assign]
         psycopg.Connection.rollback = rollback  # type: ignore[method-assign]
+        psycopg.Pipeline.__exit__ = pipeline_exit  # type: ignore[method-assign]
 
 
 def sign_ups(client: Any, api_key: str, tag: str, count: int) -> int:
