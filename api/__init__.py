@@ -45,6 +45,7 @@ from privacy.mail.mailer import mailer_from_config
 from privacy.policy.catalogue import sync_from_policy
 from privacy.policy.file import PolicyError, load_policy
 from privacy.storage.database import Database
+from privacy.storage.postgres import check_at_checkout, checked_at_checkout
 from privacy.storage.sqlite import configure_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "privacy" / "storage" / "migrations"
@@ -105,10 +106,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def _configure(app: Flask, settings: Mapping[str, Any]) -> None:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings["DATABASE_URL"],
-        # A server connection can drop between requests; a SQLite file cannot, so only a
-        # server database pays for the ping at every checkout.
+        # A server connection can drop between requests; a SQLite file cannot. PostgreSQL
+        # through psycopg is checked at checkout without a round trip (privacy.storage.postgres);
+        # another server database pays for SQLAlchemy's ping at every checkout.
         # hide_parameters: a logged database error shows the statement, never its values.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite"),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings["DATABASE_URL"].startswith("sqlite")
+                                   and not checked_at_checkout(settings["DATABASE_URL"]),
                                    "hide_parameters": True},
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         API_TITLE="Privacy service",
@@ -136,6 +139,7 @@ def _context(app: Flask, settings: Mapping[str, Any]) -> PrivacyContext:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+        check_at_checkout(db.engine)
         database = Database(db.engine, db.session)
     policy = load_policy(settings["POLICY_FILE"])
     try:  # each connector checks its settings now, so a bad entry stops the start naming its key

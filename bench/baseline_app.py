@@ -16,7 +16,9 @@ Run it under gunicorn from the repository root, with the database file in
 On PostgreSQL, give a database URL in ``BENCH_BASELINE_DATABASE_URL`` instead (it wins
 over ``BENCH_BASELINE_DB``), e.g. ``postgresql+psycopg://user:pw@127.0.0.1:5432/base``:
 the engine then has the service's pool settings on a server database (SQLAlchemy's
-default pool, ``pool_pre_ping``), and each write is the same INSERT and COMMIT.
+default pool; through psycopg the service's check at checkout,
+:func:`privacy.storage.postgres.check_at_checkout`, else ``pool_pre_ping``), and each write
+is the same INSERT and COMMIT.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sqlalchemy import (
     select,
 )
 
+from privacy.storage.postgres import check_at_checkout, checked_at_checkout
 from privacy.storage.sqlite import apply_sqlite_pragmas
 
 metadata = MetaData()
@@ -63,7 +66,9 @@ def make_engine(db_path: str) -> Engine:
     """An engine on the SQLite file ``db_path`` with the service's pragmas applied, or on the
     database URL ``db_path`` (anything with ``://``) with the service's pool settings."""
     if "://" in db_path:
-        return create_engine(db_path, pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(db_path, pool_pre_ping=not checked_at_checkout(db_path), hide_parameters=True)
+        check_at_checkout(engine)
+        return engine
     engine = create_engine(f"sqlite:///{db_path}")
 
     @event.listens_for(engine, "connect")

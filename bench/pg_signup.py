@@ -34,18 +34,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
+from sqlalchemy.engine import make_url
 
 from bench.__main__ import Bench
+from bench.cpu_cost import CpuMeter
 from bench.fanout_load import postgres
 from bench.netdelay import DelayProxy
 from bench.pg_lockhold import measure_hold, print_hold
 from bench.report import finish, start
 from bench.servers import GUNICORN_TIMEOUT_S, GunicornServer, ServerError, prepare_service, service_env, tail
-from bench.wrk import ensure_wrk
+from bench.wrk import LoadResult, LoadSpec, ensure_wrk
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "pg_signup.json"
 RATIO_TARGET = 0.50
@@ -82,7 +85,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 @contextlib.contextmanager
 def databases(url: str, run_id: str) -> Iterator[tuple[str, str]]:
     """(service URL, baseline URL): two fresh databases on ``url``'s server, dropped after."""
-    from sqlalchemy.engine import make_url
 
     server = make_url(url)
     names = (f"bench_service_{run_id}", f"bench_baseline_{run_id}")
@@ -100,14 +102,12 @@ def databases(url: str, run_id: str) -> Iterator[tuple[str, str]]:
 
 def through(url: str, port: int) -> str:
     """``url`` with its host and port replaced by 127.0.0.1:``port`` (the delay proxy)."""
-    from sqlalchemy.engine import make_url
 
     return make_url(url).set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
 
 
 def round_trip_ms(url: str, count: int = 200) -> float:
     """Median milliseconds of ``SELECT 1`` on one connection to ``url``."""
-    from sqlalchemy.engine import make_url
 
     times = []
     with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
@@ -116,6 +116,35 @@ def round_trip_ms(url: str, count: int = 200) -> float:
             conn.execute("SELECT 1").fetchone()
             times.append((time.perf_counter() - began) * 1e3)
     return statistics.median(times)
+
+
+@dataclass
+class MeteredBench(Bench):
+    """A :class:`Bench` that counts each side's CPU over its measured rounds (warm-ups left out)."""
+
+    meter: CpuMeter | None = None
+
+    def _run(self, spec: LoadSpec, seconds: int, side: str, scenario: str) -> LoadResult:
+        if self.meter is None or "warm-up" in scenario:
+            return super()._run(spec, seconds, side, scenario)
+        before = self.meter.snapshot(side)
+        result = super()._run(spec, seconds, side, scenario)
+        self.meter.record(side, before, result.requests)
+        return result
+
+
+def print_cpu(cpu: dict[str, dict[str, float | None]]) -> float | None:
+    """The CPU per request of both sides; the ratio baseline/service of their totals."""
+    service, baseline = cpu.get("service", {}), cpu.get("baseline", {})
+    for name, side in (("service", service), ("baseline", baseline)):
+        db = side.get("db_ms")
+        print(f"  CPU per request, {name:8s}: application {side.get('app_ms') or 0:.3f} ms + PostgreSQL "
+              + (f"{db:.3f} ms = {side.get('total_ms') or 0:.3f} ms" if db is not None else "(not on this machine)"))
+    if not service.get("total_ms") or not baseline.get("total_ms"):
+        return None
+    ratio = baseline["total_ms"] / service["total_ms"]  # type: ignore[operator]
+    print(f"  CPU ratio baseline/service per request: {ratio:.2f} (the rate ratio when CPU is what runs out)")
+    return round(ratio, 3)
 
 
 class Run:
@@ -150,14 +179,21 @@ class Run:
                              workers=workers) as baseline,
               GunicornServer("service", "wsgi:app", env, self.tmp / f"service-{tag}.log", workers=workers) as service):
             results: dict[str, Any] = {}
-            bench = Bench(self.args, self.wrk, service, baseline, env, self.api_key, results=results)
+            assert service.proc is not None and baseline.proc is not None
+            meter = CpuMeter({"service": service.proc.pid, "baseline": baseline.proc.pid},
+                             {"service": str(make_url(service_url).database),
+                              "baseline": str(make_url(baseline_url).database)})
+            bench = MeteredBench(self.args, self.wrk, service, baseline, env, self.api_key, results=results,
+                                 meter=meter)
             bench.run_signup()
+            cpu = meter.report()
+            cpu_ratio = print_cpu(cpu)
             for server in (service, baseline):
                 if not server.alive():
                     raise ServerError(f"{server.name} died\n{tail(server.log_path)}")
         self.service_errors += [f"{tag}: {e}" for e in bench.service_errors]
         self.bench_errors += [f"{tag}: {e}" for e in bench.bench_errors]
-        return {"workers": workers, **results["signup"]}
+        return {"workers": workers, **results["signup"], "cpu_per_request": cpu, "cpu_ratio": cpu_ratio}
 
     def part(self, urls: tuple[str, str], counts: list[int], label: str) -> list[dict[str, Any]]:
         """The comparison at each worker count; prints the part's table."""
@@ -170,13 +206,14 @@ def print_part(label: str, rows: list[dict[str, Any]]) -> None:
     """One part's table: per worker count, both sides' req/s and p99, the ratio."""
     print(f"\n== {label}: sign-ups vs bare INSERT on PostgreSQL (median of rounds)")
     print(f"  {'workers':>7}{'service req/s':>15}{'p99 ms':>9}{'baseline req/s':>16}{'p99 ms':>9}{'ratio':>8}"
-          f"{'service vs previous':>21}")
+          f"{'service vs previous':>21}{'CPU ratio':>11}")
     previous = None
     for row in rows:
         service, baseline = row["service"], row["baseline"]
         growth = f"{service['rps'] / previous:.2f}x" if previous else "-"
         print(f"  {row['workers']:>7}{service['rps']:>15,.1f}{service['p99_ms'] or 0:>9.1f}{baseline['rps']:>16,.1f}"
-              f"{baseline['p99_ms'] or 0:>9.1f}{row['ratio']:>8.2f}{growth:>21}")
+              f"{baseline['p99_ms'] or 0:>9.1f}{row['ratio']:>8.2f}{growth:>21}"
+              f"{row['cpu_ratio'] if row.get('cpu_ratio') is not None else '-':>11}")
         row["service_over_previous"] = round(service["rps"] / previous, 3) if previous else None
         previous = service["rps"]
     first = rows[0]
@@ -192,7 +229,6 @@ def calibrated_proxy(stack: contextlib.ExitStack, url: str, delay_ms: float) -> 
     ``delay_ms``: its own forwarding (thread hand-offs, 0.1-0.2 ms each way on a busy machine)
     is taken off the delay, in up to 4 tries, keeping the closest. (The proxy, the direct and
     the proxied round trip in ms.)"""
-    from sqlalchemy.engine import make_url
 
     server = make_url(url)
     target = (server.host or "127.0.0.1", server.port or 5432)
