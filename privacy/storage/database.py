@@ -195,26 +195,20 @@ class ReadThenWrite:
         self._cursor = conn.cursor() if pipelined else None
         self._written = False
 
-    @contextlib.contextmanager
-    def read(self) -> Iterator[RawTransaction]:
+    def read(self) -> contextlib.AbstractContextManager[RawTransaction]:
         """Reads that see one snapshot on SQLite (statement by statement on PostgreSQL)."""
         if self._cursor is None:
-            with self.database.raw_read(self.conn) as reader:
-                yield reader
-        else:
-            yield RawTransaction(self._cursor, self.database.dialect)
+            return self.database.raw_read(self.conn)
+        return contextlib.nullcontext(RawTransaction(self._cursor, self.database.dialect))
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[RawTransaction]:
+    def write(self) -> contextlib.AbstractContextManager[RawTransaction]:
         """The unit's one write, committed at its end (on SQLite, at the end of this block)."""
         if self._written:
             raise RuntimeError("a ReadThenWrite writes once")
         self._written = True
         if self._cursor is None:
-            with self.database.raw_write(self.conn) as tx:
-                yield tx
-        else:
-            yield RawTransaction(self._cursor, self.database.dialect)
+            return self.database.raw_write(self.conn)
+        return contextlib.nullcontext(RawTransaction(self._cursor, self.database.dialect))
 
     def end(self) -> None:
         """(PostgreSQL) Queue the COMMIT of the write, or the ROLLBACK of reads alone; the

@@ -186,8 +186,11 @@ class RawTransaction:
         """Send SQL written for the driver now; the returned function gives its rows. In
         PostgreSQL's pipeline mode (:meth:`Database.read_then_write`) the answer comes back
         with that of the next statement whose rows are read, in the same round trip."""
+        if self.dialect.name != "postgresql":  # nothing to gain: read now
+            rows = self.driver_sql(sql, () if params is None else params)
+            return lambda: rows
         cursor = self.cursor.connection.cursor()
-        cursor.execute(sql, () if params is None else params)
+        cursor.execute(sql, params)
         return cursor.fetchall
 
 
