@@ -17,6 +17,11 @@ the same settings and the same worker count:
    holds its row lock on ``chain_heads`` and the ceiling that implies
    (:mod:`bench.pg_lockhold`). ``--latency-ms 0`` skips this part.
 
+Each comparison also prints each side's CPU per request over its measured rounds
+(:mod:`bench.cpu_cost`: the gunicorn process group and, for a server on this machine, the
+backends of the side's database), and their ratio: on a machine where the cores run out,
+the rate ratio is that CPU ratio.
+
 Writes ``bench/results/pg_signup.json``. Exit status 0 when it ran (a report, whatever the
 ratios), 1 when the service answered a non-2xx, 2 when the bench could not run.
 """
