@@ -25,6 +25,17 @@ ROWS_PER_INSERT = 200
 values: 200 rows leave room for 327 columns)."""
 
 
+def _one_group(text: str) -> bool:
+    """Whether ``text`` is one parenthesised group: its first bracket closes at its end (so
+    nothing, such as ``ON CONFLICT (...)``, follows the VALUES)."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
 def _bind_processor(type_: Any, dialect: Any) -> Any:
     """The dialect's converter for values of ``type_``; for times, one shared by every
     column of the same type, that remembers its recent answers (a sign-up stores the same
@@ -67,7 +78,7 @@ class RawStatement:
                        if not bind.required and name in names}
         # A plain one-row INSERT of named values (psycopg's) can take many rows at once.
         plain = _ONE_ROW_INSERT.fullmatch(self.sql) if not self.positional else None
-        self._values_group = (plain.group(1), plain.group(2)) if plain else None
+        self._values_group = (plain.group(1), plain.group(2)) if plain and _one_group(plain.group(2)) else None
         self._many_sql: dict[int, str] = {}
         columns = list(getattr(stmt, "selected_columns", ()))
         self._row = collections.namedtuple("Row", [c.key for c in columns]) if columns else None  # type: ignore[misc]
@@ -78,17 +89,23 @@ class RawStatement:
         assert self._row is not None
         return self._row(*(convert(v) if convert else v for convert, v in zip(self._results, values, strict=True)))
 
-    def as_one_statement(self, params: list[Any]) -> tuple[str, dict[str, Any]] | None:
-        """A plain INSERT's rows (each converted by :meth:`params`) as one multi-row INSERT
-        and its values; None for any other statement, or for more than
-        :data:`ROWS_PER_INSERT` rows."""
-        if self._values_group is None or not 1 < len(params) <= ROWS_PER_INSERT:
+    def as_statements(self, params: list[Any]) -> list[tuple[str, dict[str, Any]]] | None:
+        """A plain INSERT's rows (each converted by :meth:`params`) as multi-row INSERTs of
+        up to :data:`ROWS_PER_INSERT` rows, with their values; None for any other statement."""
+        if self._values_group is None:
             return None
+        return [self._one_statement(params[i:i + ROWS_PER_INSERT]) for i in range(0, len(params), ROWS_PER_INSERT)]
+
+    def _one_statement(self, params: list[Any]) -> tuple[str, dict[str, Any]]:
         n = len(params)
+        if n == 1:
+            return self.sql, params[0]
         sql = self._many_sql.get(n)
         if sql is None:
-            head, group = self._values_group
-            sql = self._many_sql[n] = head + ", ".join(_NAMED.sub(rf"%(\1__{i})s", group) for i in range(n))
+            head, group = self._values_group  # type: ignore[misc]
+            sql = head + ", ".join(_NAMED.sub(rf"%(\1__{i})s", group) for i in range(n))
+            if n <= 16 or n == ROWS_PER_INSERT:  # a request's few rows, a full batch: kept
+                self._many_sql[n] = sql
         return sql, {f"{name}__{i}": value for i, row in enumerate(params) for name, value in row.items()}
 
     def params(self, row: Any) -> Any:
@@ -143,11 +160,12 @@ class RawTransaction:
     def _many(self, compiled: RawStatement, params: list[Any]) -> None:
         """Several rows of one statement: on PostgreSQL an INSERT's rows in one statement
         (each statement costs the client a send and a poll, even pipelined), else per row."""
-        one = compiled.as_one_statement(params) if self.dialect.name == "postgresql" else None
-        if one is not None:
-            self.cursor.execute(*one)
-        else:
+        statements = compiled.as_statements(params) if self.dialect.name == "postgresql" else None
+        if statements is None:
             self.cursor.executemany(compiled.sql, params)
+            return
+        for sql, values in statements:
+            self.cursor.execute(sql, values)
 
     def execute(self, stmt: Any, row: Any = None) -> Any:
         """Run ``stmt`` once, or once per row for a list of rows (as Core's ``execute`` does)."""

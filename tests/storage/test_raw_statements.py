@@ -5,6 +5,8 @@ import datetime as dt
 
 from flask import Flask
 from sqlalchemy import insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from api.db import db
 from api.services import current
@@ -142,3 +144,17 @@ def test_reads_alone_end_without_a_write_and_leave_the_connection_ready(app: Fla
             with database.raw_write(conn) as tx:
                 tx.execute(insert(RECEIPTS), _receipt(7))
         assert db.session.get(Receipt, "m0007") is not None
+
+
+def test_rows_of_an_insert_that_skips_conflicts_all_skip_or_land(app: Flask) -> None:
+    # ON CONFLICT follows the VALUES: such an INSERT must keep its clause for every row.
+    with app.app_context():
+        database = current().database
+        dialect_insert = pg_insert if database.dialect.name == "postgresql" else sqlite_insert
+        skipping = dialect_insert(RECEIPTS).on_conflict_do_nothing(index_elements=["id"])
+        with database.raw_write() as tx:
+            tx.execute(insert(RECEIPTS), _receipt(1, jws="first"))
+        with database.raw_write() as tx:
+            tx.executemany(skipping, [_receipt(1, jws="again"), _receipt(2), _receipt(3)])
+        rows = {r.id: r.jws for r in db.session.scalars(select(Receipt))}
+        assert rows == {"m0001": "first", "m0002": "x.y.z", "m0003": "x.y.z"}
