@@ -158,8 +158,9 @@ class RawTransaction:
             self._many(compiled, params)
 
     def _many(self, compiled: RawStatement, params: list[Any]) -> None:
-        """Several rows of one statement: on PostgreSQL an INSERT's rows in one statement
-        (each statement costs the client a send and a poll, even pipelined), else per row."""
+        """Several rows of one statement: on PostgreSQL a plain INSERT's rows in statements of
+        up to :data:`ROWS_PER_INSERT` rows (each statement costs the client a send and a
+        poll, even pipelined), else per row."""
         statements = compiled.as_statements(params) if self.dialect.name == "postgresql" else None
         if statements is None:
             self.cursor.executemany(compiled.sql, params)
