@@ -35,7 +35,7 @@ def checked_at_checkout(url: str) -> bool:
 
 def connection_is_dead(dbapi_connection: Any) -> bool:
     """Whether a psycopg connection idle in the pool can no longer be used."""
-    if dbapi_connection.closed or dbapi_connection.broken:
+    if dbapi_connection.closed or getattr(dbapi_connection, "broken", False):
         return True
     poller = select.poll()
     poller.register(dbapi_connection.pgconn.socket, select.POLLIN | select.POLLPRI)  # hang-ups are always reported
