@@ -48,8 +48,9 @@ class Database:
     """An engine and a scoped session on it, with the two ways this service writes.
 
     ``unit_of_work()`` is an ORM transaction on the session; ``raw_write()`` and
-    ``raw_read()`` are short transactions on a pooled DBAPI connection (the sign-up's hot
-    path). The repositories (:mod:`privacy.storage.repositories`) run their statements on
+    ``raw_read()`` are short transactions on a pooled DBAPI connection, and
+    ``read_then_write()`` a recording's reads and write on one (the sign-up's hot path).
+    The repositories (:mod:`privacy.storage.repositories`) run their statements on
     either. Both writes take SQLite's cross-process writer lock and let the checkpoint
     thread know of the write.
     """
@@ -191,7 +192,6 @@ class ReadThenWrite:
     def __init__(self, database: Database, conn: Any, pipelined: bool = False) -> None:
         self.database = database
         self.conn = conn
-        self.pipelined = pipelined
         self._cursor = conn.cursor() if pipelined else None
         self._written = False
 
