@@ -31,7 +31,8 @@ from markupsafe import Markup, escape
 
 from exports.package_texts import TEXTS
 from privacy.crypto.sealed_files import SealedWriter, new_file_key, open_sealed
-from privacy.requests.mail import LANGUAGES
+from privacy.languages import LANGUAGES
+from privacy.requests.fulfilment import GIVEN_BY_YOU
 
 FORMAT = "privacy-access-package/1"
 KINDS = ("access", "portability")
@@ -326,6 +327,7 @@ class _Page:
                    for name, answer in (data.get("systems") or {}).items()]
         return {
             "lang": self.lang, "t": self.texts, "kind": self.content.kind, "word": self.word,
+            "source_codes": {GIVEN_BY_YOU: "given_by_you"},
             "purpose_name": self.purpose_name, "purpose_names": self.purpose_names, "retention": self.retention,
             "generated_at": self.content.generated_at.isoformat(), "request": self.content.request,
             "fields": (data.get("subject") or {}).get("fields") or [], "consents": data.get("consents") or [],

@@ -17,7 +17,7 @@ from api.connectors.schemas import (
 )
 from api.docs import HTML_PAGE, Blueprint, answers, described, fails
 from api.jsonio import require_json_object
-from api.links import link_result, page
+from api.links import LANG_QUERY, link_result, page
 from api.services import current, now, task_service
 from privacy.tasks.reconcile import Reconciler, recent_runs
 
@@ -57,19 +57,18 @@ class Reconciliations(MethodView):
 
 @blp.route("/tasks/<task_id>/done")
 class TaskDone(MethodView):
+    @described(parameters=[LANG_QUERY])
     @blp.response(200, HTML_PAGE, content_type="text/html",
                   description="a page with a button; confirms nothing by itself")
     def get(self, task_id: str) -> Response:
         """The page a manual system's owner opens from the task mail. Mail scanners confirm nothing."""
-        return page("Confirm the task is done", "Press the button once the task in the mail is done.",
-                    action=request.full_path, button="It is done")
+        return page("task.confirm")
 
-    @described(parameters=[TOKEN_QUERY])
+    @described(parameters=[TOKEN_QUERY, LANG_QUERY])
     @answers(200, HTML_PAGE, content_type="text/html", description="the page, for a browser")
     @fails(403, 404, 409, html=True)
     @blp.response(200, TaskDoneSchema)
     def post(self, task_id: str) -> Response | dict[str, Any]:
         """Confirm a manual system's task done (the link works once)."""
         token = request.args.get("token", "")[:200]
-        return link_result(lambda: task_service().confirm_by_link(task_id, token, now()), "Thank you",
-                           "The task is recorded as done.")
+        return link_result(lambda: task_service().confirm_by_link(task_id, token, now()), "task.confirmed")

@@ -17,7 +17,7 @@ from api.consents.schemas import (
     WithdrawQuerySchema,
 )
 from api.docs import HTML_PAGE, Blueprint, answers, described, fails
-from api.links import link_result, page
+from api.links import LANG_QUERY, customer_language, link_result, page
 from api.services import consent_service, now
 from privacy.consent.service import ConsentCommand
 from privacy.errors import InvalidInput
@@ -52,6 +52,7 @@ class Consents(MethodView):
             purposes=args["purposes"], source=args["source"], subject=args["subject"],
             subject_id=str(args["subject_id"]) if args.get("subject_id") else None,
             notice_version=args.get("notice_version"), gpc=request.headers.get("Sec-GPC", "").strip() == "1",
+            language=customer_language(args.get("language")),
         )
         result = consent_service().record(
             cmd, now(), (current_principal().key_id, key) if key is not None else None)
@@ -74,20 +75,20 @@ class Check(MethodView):
 
 @blp.route("/confirm/<token>")
 class Confirm(MethodView):
+    @described(parameters=[LANG_QUERY])
     @blp.response(200, HTML_PAGE, content_type="text/html",
                   description="a page with a button; confirms nothing by itself")
     def get(self, token: str) -> Response:
         """The page a double opt-in mail links to. Mail scanners that prefetch it confirm nothing."""
-        return page("Confirm your subscription", "Press the button to confirm.", action=request.path,
-                     button="Confirm")
+        return page("consent.confirm")
 
+    @described(parameters=[LANG_QUERY])
     @answers(200, HTML_PAGE, content_type="text/html", description="the page, for a browser")
     @fails(404, 410, html=True)
     @blp.response(200, ConfirmedSchema)
     def post(self, token: str) -> Response | dict[str, Any]:
         """Confirm a double opt-in: the pending purposes become granted."""
-        return link_result(lambda: consent_service().confirm(token, now()), "Thank you",
-                            "Your subscription is confirmed.")
+        return link_result(lambda: consent_service().confirm(token, now()), "consent.confirmed")
 
 
 @blp.route("/withdraw")
@@ -96,8 +97,7 @@ class Withdraw(MethodView):
     @blp.response(200, HTML_PAGE, content_type="text/html", description="a page with a button")
     def get(self, args: dict[str, Any]) -> Response:
         """The withdraw link of every marketing mail: a page with one button."""
-        return page("Withdraw consent", "Press the button and we stop at once.", action=request.full_path,
-                     button="Withdraw")
+        return page("consent.withdraw")
 
     @answers(200, HTML_PAGE, content_type="text/html", description="withdrawn (also RFC 8058 one-click POST)")
     @fails(404, html=True)
@@ -106,5 +106,4 @@ class Withdraw(MethodView):
     def post(self, args: dict[str, Any]) -> Response | dict[str, Any]:
         """Withdraw in one click (RFC 8058 ``List-Unsubscribe=One-Click`` posts here too)."""
         return link_result(lambda: consent_service().withdraw_by_link(
-            args["subject"], args["purpose"], args["token"], now()), "Withdrawn",
-            "You will not be contacted for this any more.")
+            args["subject"], args["purpose"], args["token"], now()), "consent.withdrawn")

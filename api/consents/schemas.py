@@ -15,6 +15,7 @@ from api.schema_fields import (
     VerbatimSchema,
     no_control_characters,
 )
+from privacy.languages import LANGUAGES
 from privacy.policy.validation import StrictSchema, strict_boolean
 
 MAX_CHECK_INPUTS = 100_000
@@ -52,6 +53,9 @@ class ConsentRequestSchema(StrictSchema):
         "description": "the notice version the form showed, or one per purpose",
         "oneOf": [NOTICE_VERSION, {"type": "object", "additionalProperties": NOTICE_VERSION}]})
     source = fields.Nested(SourceSchema, required=True)
+    language = fields.String(validate=validate.OneOf(LANGUAGES), metadata={
+        "description": "language of the double opt-in mail and the pages its links open; default the best "
+                       "match of Accept-Language, else en"})
 
 
 class PurposeStateSchema(Schema):
@@ -123,3 +127,6 @@ class WithdrawQuerySchema(StrictSchema):
     purpose = fields.String(required=True, validate=[validate.Length(min=1, max=64), no_control_characters])
     token = fields.String(required=True, validate=[validate.Length(min=1, max=100), LINK_TOKEN,
                                                    no_control_characters])
+    lang = fields.String(metadata={
+        "description": "the page's language (sv or en; the mail's links name theirs); anything else: the "
+                       "browser's Accept-Language"})

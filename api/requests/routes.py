@@ -10,9 +10,8 @@ from marshmallow import ValidationError
 from api.auth import current_principal, requires
 from api.docs import HTML_PAGE, ZIP_FILE, Blueprint, answers, described, fails
 from api.limits import email_key, limiter, setting
-from api.links import link_result, page
+from api.links import LANG_QUERY, customer_language, link_result, page
 from api.requests.schemas import (
-    LANGUAGES,
     ExtendSchema,
     NoteSchema,
     OpenedSchema,
@@ -33,7 +32,7 @@ blp = Blueprint("requests", __name__, url_prefix="/v1/requests", description="Da
 
 
 def _language(args: dict[str, Any]) -> str:
-    return args.get("language") or request.accept_languages.best_match(LANGUAGES) or "en"
+    return customer_language(args.get("language"))
 
 
 def _token() -> str:
@@ -96,14 +95,14 @@ class OneRequest(MethodView):
 
 @blp.route("/<request_id>/verify")
 class Verify(MethodView):
+    @described(parameters=[LANG_QUERY])
     @blp.response(200, HTML_PAGE, content_type="text/html",
                   description="a page with a button; verifies nothing by itself")
     def get(self, request_id: str) -> Response:
         """The page the verification mail links to. Mail scanners that prefetch it verify nothing."""
-        return page("Confirm your request", "Press the button to confirm that this request is yours.",
-                     action=request.full_path, button="Confirm")
+        return page("request.verify")
 
-    @described(parameters=[TOKEN_QUERY], requestBody=TOKEN_BODY)
+    @described(parameters=[TOKEN_QUERY, LANG_QUERY], requestBody=TOKEN_BODY)
     @answers(200, HTML_PAGE, content_type="text/html", description="the page, for a browser")
     @fails(404, 409, 410, html=True)
     @fails(422, 429)
@@ -112,8 +111,7 @@ class Verify(MethodView):
     def post(self, request_id: str) -> Response | dict[str, Any]:
         """Verify with the mailed token (JSON ``{"token"}`` or the link's query string)."""
         token = _token()
-        return link_result(lambda: request_service().verify(request_id, token, now()), "Thank you",
-                     "Your request is confirmed. We will e-mail you when it is done.")
+        return link_result(lambda: request_service().verify(request_id, token, now()), "request.verified")
 
 
 @blp.route("/<request_id>/extend")
@@ -162,13 +160,13 @@ class Package(MethodView):
 
 @blp.route("/<request_id>/download")
 class Download(MethodView):
+    @described(parameters=[LANG_QUERY])
     @blp.response(200, HTML_PAGE, content_type="text/html", description="a page with a download button")
     def get(self, request_id: str) -> Response:
         """The customer's download link: a page; the button downloads (the link works a few times)."""
-        return page("Your data", "Press the button to download your data as a zip file.",
-                     action=request.full_path, button="Download")
+        return page("request.download")
 
-    @described(parameters=[TOKEN_QUERY], requestBody=TOKEN_BODY)
+    @described(parameters=[TOKEN_QUERY, LANG_QUERY], requestBody=TOKEN_BODY)
     @fails(404, 409, 410, html=True)
     @fails(422, 429)
     @blp.response(200, ZIP_FILE, content_type="application/zip", description="the package")
@@ -181,7 +179,7 @@ class Download(MethodView):
             name, chunks = request_service().download(request_id, token, now())
             return _zip(name, chunks)
 
-        return link_result(download, "", "")
+        return link_result(download, "request.download")
 
 
 @blp.route("/<request_id>/systems/<name>/retry")

@@ -6,8 +6,8 @@ from marshmallow import Schema, fields, validate
 from api.docs import NOT_BLANK, schema_keywords
 from api.schema_fields import WholeNumber, no_control_characters
 from privacy.connectors.base import OUTCOMES
+from privacy.languages import LANGUAGES
 from privacy.policy.validation import StrictSchema
-from privacy.requests.mail import LANGUAGES
 from privacy.requests.service import STATUSES, TASK_STATUSES, TYPES
 
 

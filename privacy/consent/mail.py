@@ -12,16 +12,38 @@ from typing import Any
 
 from privacy.consent import unsubscribe
 from privacy.context import PrivacyContext
+from privacy.languages import DEFAULT_LANGUAGE, supported, with_language
 from privacy.mail.mailer import OutgoingMail
 from privacy.policy.catalogue import Catalogue
 
 DOUBLE_OPT_IN = "double_opt_in"
 
 
-def double_opt_in_note(subject_id: str, email: str, token: str, purposes: list[str], days: int) -> dict[str, Any]:
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "subject": "Please confirm your subscription",
+        "intro": "Please confirm that you want to receive:",
+        "confirm": "Confirm here: {link}",
+        "validity": ("The link is valid for {days} days. If you did not ask for this, "
+                     "ignore this e-mail and nothing will be sent to you."),
+        "withdraw": "To withdraw at any time:",
+    },
+    "sv": {
+        "subject": "Bekräfta din prenumeration",
+        "intro": "Bekräfta att du vill få:",
+        "confirm": "Bekräfta här: {link}",
+        "validity": ("Länken gäller i {days} dagar. Om det inte var du som anmälde dig kan du bortse "
+                     "från det här mejlet: vi skickar ingenting till dig."),
+        "withdraw": "Du kan när som helst återkalla ditt samtycke:",
+    },
+}
+
+
+def double_opt_in_note(subject_id: str, email: str, token: str, purposes: list[str], days: int,
+                       language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     """What the outbox keeps (sealed) for a double opt-in mail."""
     return {"template": DOUBLE_OPT_IN, "subject_id": subject_id, "to": email, "token": token,
-            "purposes": purposes, "days": days}
+            "purposes": purposes, "days": days, "language": language}
 
 
 def withdraw_url(ctx: PrivacyContext, subject_id: str, purpose: str) -> str:
@@ -30,15 +52,23 @@ def withdraw_url(ctx: PrivacyContext, subject_id: str, purpose: str) -> str:
 
 
 def double_opt_in_mail(ctx: PrivacyContext, catalogue: Catalogue, note: dict[str, Any]) -> OutgoingMail:
-    """The mail of a :func:`double_opt_in_note`."""
-    purposes, days = note["purposes"], note["days"]
-    confirm = f"{ctx.public_url}/v1/consents/confirm/{note['token']}"
-    names = [p.name.get("en", code) if (p := catalogue.purposes.get(code)) else code for code in purposes]
-    withdraw = [withdraw_url(ctx, note["subject_id"], code) for code in purposes]
-    lines = ["Please confirm that you want to receive:", *[f"  - {n}" for n in names], "",
-             f"Confirm here: {confirm}", "",
-             f"The link is valid for {days} days. If you did not ask for this, "
-             "ignore this e-mail and nothing will be sent to you.", "",
-             "To withdraw at any time:", *[f"  {u}" for u in withdraw]]
-    return OutgoingMail(to=note["to"], subject="Please confirm your subscription", text="\n".join(lines),
+    """The mail of a :func:`double_opt_in_note`, in its language (notes queued before mails had
+    one are in English); its links open pages in that language too."""
+    purposes, days, lang = note["purposes"], note["days"], supported(note.get("language"))
+    words = TEXTS[lang]
+    confirm = with_language(f"{ctx.public_url}/v1/consents/confirm/{note['token']}", lang)
+    names = [_name(catalogue, code, lang) for code in purposes]
+    withdraw = [with_language(withdraw_url(ctx, note["subject_id"], code), lang) for code in purposes]
+    lines = [words["intro"], *[f"  - {n}" for n in names], "",
+             words["confirm"].format(link=confirm), "",
+             words["validity"].format(days=days), "",
+             words["withdraw"], *[f"  {u}" for u in withdraw]]
+    return OutgoingMail(to=note["to"], subject=words["subject"], text="\n".join(lines),
                         headers=unsubscribe.mail_headers(withdraw[0]))
+
+
+def _name(catalogue: Catalogue, code: str, lang: str) -> str:
+    """A purpose's name in ``lang``, else in English, else its code."""
+    purpose = catalogue.purposes.get(code)
+    names = purpose.name if purpose else {}
+    return names.get(lang) or names.get(DEFAULT_LANGUAGE) or code

@@ -22,6 +22,7 @@ from privacy.consent.receipts import build_receipt
 from privacy.context import PrivacyContext, as_json_time
 from privacy.errors import Conflict
 from privacy.ids import new_id
+from privacy.languages import DEFAULT_LANGUAGE
 from privacy.ledger import append_consent_events
 from privacy.mail.outbox import sealed_mail
 from privacy.policy.catalogue import Catalogue
@@ -109,7 +110,7 @@ class Planner:
 
     def plan(self, subject: Any, known: tuple[dict[str, ConsentStateRecord], set[str]], source: dict[str, Any],
              values: dict[str, str], wishes: dict[str, bool], notices: dict[str, tuple[str | None, str | None]],
-             catalogue: Catalogue, now: dt.datetime) -> Plan:
+             catalogue: Catalogue, now: dt.datetime, language: str = DEFAULT_LANGUAGE) -> Plan:
         """Everything the recording will write, from what :meth:`current` read (``known``):
         no database access, so it runs after the read transaction has ended."""
         crypto = self.ctx.crypto
@@ -143,13 +144,14 @@ class Planner:
         plan = Plan(subject_id, new_subject, snapshot, events, changed, existing_states, sealed, existing_fields, body)
         pending = sorted(c for c, wants in wishes.items() if wants and states[c].status == "pending")
         if pending and "email" in values:
-            self._add_confirmation(plan, dek, values["email"], pending, now)
+            self._add_confirmation(plan, dek, values["email"], pending, now, language)
         return plan
 
-    def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], now: dt.datetime) -> None:
+    def _add_confirmation(self, plan: Plan, dek: bytes, email: str, purposes: list[str], now: dt.datetime,
+                          language: str) -> None:
         days = self.ctx.double_opt_in_days
         token = confirm_links.issue(self.ctx.crypto, plan.subject_id, purposes, now, days)
-        note = double_opt_in_note(plan.subject_id, email, token, purposes, days)  # written when sent
+        note = double_opt_in_note(plan.subject_id, email, token, purposes, days, language)  # written when sent
         plan.outbox.append(sealed_mail(self.ctx.crypto, dek, plan.subject_id, note, now))
 
 

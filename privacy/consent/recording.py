@@ -111,7 +111,7 @@ class Recorder:
         # copy while the reader lasts.
         check_age(self.ctx.policy, wishes, now)
         plan = planner.plan(subject, known, cmd.source, wishes.values, wishes.wishes, wishes.notices,
-                            wishes.catalogue, now)
+                            wishes.catalogue, now, cmd.language)
         return wishes, plan
 
     def _write(self, unit: ReadThenWrite, plan: Plan, now: dt.datetime, idempotency: tuple[str, str] | None,

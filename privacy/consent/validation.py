@@ -13,6 +13,7 @@ from typing import Any
 from privacy.context import PrivacyContext
 from privacy.crypto.keys import Crypto
 from privacy.errors import Conflict, InvalidInput, NotFound
+from privacy.languages import DEFAULT_LANGUAGE
 from privacy.policy.catalogue import Catalogue
 from privacy.policy.file import Policy
 
@@ -27,9 +28,12 @@ class ConsentCommand:
     subject_id: str | None = None
     notice_version: str | dict[str, str] | None = None
     gpc: bool = False
+    language: str = DEFAULT_LANGUAGE  # of the double opt-in mail: not part of what is recorded
+
 
     def fingerprint(self, crypto: Crypto) -> str:
-        """A keyed MAC of the request (it holds personal data, so no plain hash is stored)."""
+        """A keyed MAC of the request (it holds personal data, so no plain hash is stored).
+        The mail's language is left out: a repeat in another language records the same."""
         body = {"purposes": self.purposes, "source": self.source, "subject": self.subject,
                 "subject_id": self.subject_id, "notice_version": self.notice_version, "gpc": self.gpc}
         return crypto.link_token("idempotency", json.dumps(body, sort_keys=True, default=str))

@@ -31,6 +31,8 @@ from privacy.storage.repositories.subjects import HeldValue, SubjectRecord, Subj
 
 ACTOR = LOCAL_SYSTEM
 
+GIVEN_BY_YOU = "given by you (sign-up form or request)"  # a field's source, in data.json
+
 
 def validate_changes(policy: Policy, changes: Any) -> dict[str, str]:
     """Rectification changes checked against the fields catalogue: 422 naming the field."""
@@ -216,7 +218,7 @@ def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None
             spec = policy.fields.get(name)
             fields.append({"name": name, "category": spec.category if spec else "other",
                            "value": ctx.crypto.decrypt_field(dek, subject.id, name, ciphertext),
-                           "purposes": used_by, "source": "given by you (sign-up form or request)"})
+                           "purposes": used_by, "source": GIVEN_BY_YOU})
     shown = [p for c, p in sorted(purposes.items()) if portability is False or c in {s.purpose for s in states}]
     return {
         "subject": {"subject_id": subject.id if subject else None, "fields": fields},

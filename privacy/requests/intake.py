@@ -16,6 +16,7 @@ from typing import Any
 
 from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.errors import Conflict, InvalidInput
+from privacy.languages import with_language
 from privacy.ledger import append_audit, timestamp
 from privacy.policy.catalogue import load_catalogue
 from privacy.policy.fields import FieldValueError, normalise
@@ -68,7 +69,8 @@ class IntakeService:
                 language=cmd.language, received_at=now, due_at=due, extended_until=None, verified_at=None,
                 completed_at=None, updated_at=now))
             token = tokens.issue(session, request_id, "verify", now + dt.timedelta(days=VERIFY_DAYS), 1)
-            link = f"{self.ctx.public_url}/v1/requests/{request_id}/verify?token={token}"
+            link = with_language(f"{self.ctx.public_url}/v1/requests/{request_id}/verify?token={token}",
+                                 cmd.language)
             type_name = request_mail.type_name(cmd.language, cmd.type)
             body = request_mail.text(cmd.language, "verify.body", type=type_name, link=link, days=VERIFY_DAYS,
                                      id=request_id)

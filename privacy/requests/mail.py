@@ -9,8 +9,6 @@ from typing import Any
 
 from privacy.mail.mailer import OutgoingMail
 
-LANGUAGES = ("sv", "en")  # of mails, access packages and their pages
-
 TYPE_NAMES = {
     "sv": {"access": "tillgång till dina uppgifter", "erasure": "radering", "rectification": "rättelse",
            "restriction": "begränsning av behandling", "portability": "dataportabilitet",

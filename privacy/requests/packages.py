@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from privacy.context import Packager, PrivacyContext, as_json_time
 from privacy.errors import Gone, NotFound
+from privacy.languages import with_language
 from privacy.ledger import append_audit
 from privacy.requests import fulfilment, records, tokens
 from privacy.requests.records import LOCAL_SYSTEM
@@ -54,7 +55,8 @@ class PackageService:
         token = tokens.issue(session, request.id, "download", now + dt.timedelta(days=DOWNLOAD_DAYS), DOWNLOAD_USES)
         append_audit(session, LOCAL_SYSTEM, "request.package_built", now, target=request.id,
                      details={"package": package_id, "size": size})
-        return f"{self.ctx.public_url}/v1/requests/{request.id}/download?token={token}"
+        return with_language(f"{self.ctx.public_url}/v1/requests/{request.id}/download?token={token}",
+                             request.language)
 
     def download(self, request_id: str, token: str, now: dt.datetime) -> tuple[str, Iterator[bytes]]:
         """The customer's expiring link, which works a limited number of times."""

@@ -1,0 +1,131 @@
+"""The customer's language, from the form or request to the mail, the pages its links open,
+and the access package: a Swedish customer reads Swedish all the way."""
+from __future__ import annotations
+
+import copy
+import io
+import zipfile
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask.testing import FlaskClient
+
+from tests.conftest import SIGNUP, Mailbox, local_path
+
+JSON = {"Accept": "application/json"}
+
+
+def sign_up(client: FlaskClient, writer: dict[str, str], headers: dict[str, str] | None = None,
+            **extra: Any) -> Any:
+    body = copy.deepcopy(SIGNUP) | extra
+    return client.post("/v1/consents", json=body, headers=writer | (headers or {}))
+
+
+def confirmation(mailbox: Mailbox) -> Any:
+    mails = mailbox.to(SIGNUP["subject"]["email"])
+    assert len(mails) == 1
+    return mails[0]
+
+
+def lang_of(url: str) -> list[str]:
+    return parse_qs(urlsplit(url).query).get("lang", [])
+
+
+def test_a_swedish_sign_up_gets_its_confirmation_mail_and_pages_in_swedish(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer, language="sv").status_code == 201
+    mail = confirmation(mailbox)
+    assert mail["Subject"] == "Bekräfta din prenumeration"
+    text = mailbox.body(mail)
+    assert "Erbjudanden via e-post" in text and "Offers by e-mail" not in text
+    confirm, withdraw = mailbox.link(mail, "/confirm/"), mailbox.link(mail, "/withdraw?")
+    assert lang_of(confirm) == ["sv"] and lang_of(withdraw) == ["sv"]
+    assert "lang=sv" in mail["List-Unsubscribe"]
+
+    page = client.get(local_path(confirm))
+    assert page.status_code == 200 and '<html lang="sv">' in page.text
+    assert "Bekräfta din prenumeration" in page.text and f'action="{local_path(confirm)}"' in page.text
+    done = client.post(local_path(confirm))
+    assert done.status_code == 200 and "Din prenumeration är bekräftad." in done.text
+
+    assert "Återkalla samtycke" in client.get(local_path(withdraw)).text
+    withdrawn = client.post(local_path(withdraw))
+    assert withdrawn.status_code == 200 and "Vi kontaktar dig inte längre" in withdrawn.text
+
+
+def test_without_a_language_the_sign_up_follows_accept_language_else_english(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer, {"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"}).status_code == 201
+    assert confirmation(mailbox)["Subject"] == "Bekräfta din prenumeration"
+
+
+def test_a_sign_up_with_no_language_at_all_is_mailed_in_english(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer).status_code == 201
+    mail = confirmation(mailbox)
+    assert mail["Subject"] == "Please confirm your subscription"
+    assert "Offers by e-mail" in mailbox.body(mail)
+    page = client.get(local_path(mailbox.link(mail, "/confirm/")))
+    assert '<html lang="en">' in page.text and "Confirm your subscription" in page.text
+
+
+def test_a_language_the_service_does_not_write_is_refused_naming_the_field(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    r = sign_up(client, writer, language="de")
+    assert r.status_code == 422 and "language" in r.json["error"]["details"]
+    assert mailbox.messages() == []
+
+
+def test_the_language_does_not_change_what_an_idempotent_repeat_records(
+        client: FlaskClient, writer: dict[str, str]) -> None:
+    key = {"Idempotency-Key": "form-1"}
+    first = sign_up(client, writer, key, language="sv")
+    again = sign_up(client, writer, key, language="en")
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json == first.json
+
+
+def test_a_link_page_without_lang_speaks_the_browser_s_language(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer).status_code == 201
+    path = urlsplit(mailbox.link(confirmation(mailbox), "/confirm/")).path
+    swedish = client.get(path, headers={"Accept-Language": "sv"})
+    assert '<html lang="sv">' in swedish.text and f'action="{path}"' in swedish.text
+    unknown = client.get(f"{path}?lang=xx", headers={"Accept-Language": "en-GB"})
+    assert unknown.status_code == 200 and '<html lang="en">' in unknown.text
+
+
+def test_a_broken_link_says_so_in_the_page_s_language(client: FlaskClient) -> None:
+    swedish = client.post("/v1/consents/withdraw?subject=x&purpose=profiling&token=abc&lang=sv")
+    assert swedish.status_code == 404 and "Länken gäller inte" in swedish.text
+    english = client.post("/v1/consents/withdraw?subject=x&purpose=profiling&token=abc")
+    assert english.status_code == 404 and "Link not valid" in english.text
+    as_json = client.post("/v1/consents/withdraw?subject=x&purpose=profiling&token=abc&lang=sv", headers=JSON)
+    assert as_json.status_code == 404 and as_json.json["error"]["code"]
+
+
+def test_a_swedish_request_is_verified_and_downloaded_on_swedish_pages(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer).status_code == 201  # profiling declined
+    email = SIGNUP["subject"]["email"]
+    r = client.post("/v1/requests", json={"type": "access", "email": email, "language": "sv"})
+    assert r.status_code == 202, r.json
+    verify = mailbox.link(mailbox.to(email)[-1], "/verify?")
+    assert lang_of(verify) == ["sv"]
+    assert "Bekräfta din begäran" in client.get(local_path(verify)).text
+    verified = client.post(local_path(verify))
+    assert verified.status_code == 200 and "Din begäran är bekräftad." in verified.text
+    again = client.post(local_path(verify))
+    assert again.status_code >= 400 and "Länken gäller inte" in again.text and "Link not valid" not in again.text
+
+    download = mailbox.link(mailbox.to(email)[-1], "/download?")
+    assert lang_of(download) == ["sv"]
+    page = client.get(local_path(download))
+    assert '<html lang="sv">' in page.text and "Hämta" in page.text
+    package = client.post(local_path(download))
+    assert package.status_code == 200 and package.mimetype == "application/zip"
+    index = zipfile.ZipFile(io.BytesIO(package.data)).read("index.html").decode()
+    assert "kontaktuppgift" in index and "lämnad av dig" in index and "avböjt" in index
+    assert "pågår" in index  # the request, while its package is built
+    for english in ("given by you", ">contact<", ">declined<", ">in_progress<"):
+        assert english not in index
