@@ -43,7 +43,7 @@ _JSON = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps with opt
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 CSV_COLUMNS: dict[str, tuple[str, ...]] = {
-    "subject.csv": ("name", "category", "value", "purposes", "source"),
+    "subject.csv": ("name", "category", "value", "purposes", "source", "label"),
     "consents.csv": ("purpose", "status", "notice_version", "recorded_at", "granted_at"),
     "consent_history.csv": ("seq", "purpose", "action", "status", "notice_version", "text_hash", "source",
                             "recorded_at"),
@@ -292,11 +292,19 @@ class _Page:
     def __init__(self, content: PackageContent, lang: str) -> None:
         self.content, self.lang, self.texts = content, lang, TEXTS[lang]
         self.names = {p.get("code"): _purpose_name(p, lang) for p in content.data.get("purposes") or []}
+        labels = content.data.get("field_labels")
+        self.labels: dict[str, str] = labels if isinstance(labels, dict) else {}
 
     def word(self, kind: str, code: Any) -> str:
         """A code in words (``word("basis", "consent")`` → "samtycke"), else the code itself."""
         text = self.texts.get(f"{kind}.{code}")
         return _shown(code) if text is None else text
+
+    def field_names(self, names: Any) -> str:
+        """Field names as the customer reads them (``field_labels``), else as they are."""
+        if not isinstance(names, list | tuple):
+            return _shown(names)
+        return ", ".join(self.labels.get(n) or _shown(n) for n in names) or _shown(None)
 
     def purpose_name(self, code: Any) -> str:
         return self.names.get(code) or _shown(code)
@@ -329,6 +337,7 @@ class _Page:
             "lang": self.lang, "t": self.texts, "kind": self.content.kind, "word": self.word,
             "source_codes": {GIVEN_BY_YOU: "given_by_you"},
             "purpose_name": self.purpose_name, "purpose_names": self.purpose_names, "retention": self.retention,
+            "field_names": self.field_names,
             "generated_at": self.content.generated_at.isoformat(), "request": self.content.request,
             "fields": (data.get("subject") or {}).get("fields") or [], "consents": data.get("consents") or [],
             # Rows escaped by history_row and kept in a sealed (so unaltered) spool: safe as markup.

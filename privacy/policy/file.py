@@ -29,6 +29,13 @@ class FieldDef:
     type: str
     identifier: bool = False
     max_length: int | None = None
+    label: dict[str, str] | None = field(default=None, hash=False)  # language -> what customers read
+
+    def label_in(self, language: str) -> str:
+        """What a customer reading ``language`` calls this field: its label in that language,
+        else in English, else its name."""
+        labels = self.label or {}
+        return labels.get(language) or labels.get("en") or self.name
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,12 @@ class Policy:
     def missing_secrets(self, environ: Mapping[str, str]) -> dict[str, list[str]]:
         """Per connector, the secret variables it names that ``environ`` does not set."""
         return {c.name: missing for c in self.connectors if (missing := c.missing_secrets(environ))}
+
+    def field_label(self, name: str, language: str) -> str:
+        """A field's name as a customer reading ``language`` reads it (the name itself for a
+        field the catalogue no longer has)."""
+        spec = self.fields.get(name)
+        return spec.label_in(language) if spec else name
 
     def age_of_consent_for(self, country: str | None) -> int:
         return self.age_of_consent.get(country or "", self.default_age_of_consent)

@@ -59,6 +59,8 @@ class FieldSchema(StrictSchema):
     type = mf.String(required=True, validate=one_of(FIELD_TYPES))
     identifier = mf.Boolean(load_default=False)
     max_length = mf.Integer(load_default=None, validate=validate.Range(min=1, max=10000))
+    label = mf.Dict(keys=text(validate.Length(min=2, max=8)), values=text(validate.Length(min=1, max=100)),
+                    load_default=None)
 
 
 class NoticeSchema(StrictSchema):

@@ -216,7 +216,8 @@ def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None
             if portability and not used_by:
                 continue
             spec = policy.fields.get(name)
-            fields.append({"name": name, "category": spec.category if spec else "other",
+            fields.append({"name": name, "label": policy.field_label(name, request.language),
+                           "category": spec.category if spec else "other",
                            "value": ctx.crypto.decrypt_field(dek, subject.id, name, ciphertext),
                            "purposes": used_by, "source": GIVEN_BY_YOU})
     shown = [p for c, p in sorted(purposes.items()) if portability is False or c in {s.purpose for s in states}]
@@ -236,6 +237,7 @@ def collect(session: Session, ctx: PrivacyContext, subject: SubjectRecord | None
                       for p in shown if p.retention],
         "sources": _sources(session, subject.id) if subject is not None else [],
         "systems": systems,
+        "field_labels": {name: policy.field_label(name, request.language) for name in sorted(policy.fields)},
     }
 
 

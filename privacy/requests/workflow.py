@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from privacy.context import Packager, PrivacyContext
 from privacy.errors import Conflict
 from privacy.ledger import append_audit
+from privacy.policy.catalogue import load_catalogue
 from privacy.requests import fulfilment, records
 from privacy.requests import mail as request_mail
 from privacy.requests.packages import PackageService
@@ -157,7 +160,7 @@ class WorkflowService:
                                                keys=f"{self.ctx.public_url}/v1/receipts/keys"))
                 append_audit(session, LOCAL_SYSTEM, "request.erasure_receipt", now, target=request.id,
                              details={"systems": len(claims["systems"]), "held": len(claims["held"])})
-            body = _answer(request, local, details, failed, link, extra)
+            body = _answer(request, local, details, failed, link, extra, self._words(request.language))
             requests.set_completed(request, now)
             move(session, request, "partially_completed" if failed else "completed", LOCAL_SYSTEM, now,
                  {"tasks": {t.system: t.status for t in tasks}})
@@ -166,6 +169,15 @@ class WorkflowService:
             return True
 
     # --- scheduled ----------------------------------------------------------------------
+
+    def _words(self, language: str) -> _Words:
+        policy, purposes = self.ctx.policy, load_catalogue(self.database).purposes
+
+        def purpose(code: str) -> str:
+            names = purposes[code].name if code in purposes else {}
+            return names.get(language) or names.get("en") or code
+
+        return _Words(lambda name: policy.field_label(name, language), purpose)
 
     def process_open(self, now: dt.datetime) -> int:
         """Run any local task left pending (a crash between verify and work) and close ready requests."""
@@ -189,8 +201,22 @@ class WorkflowService:
         return len(ids)
 
 
+@dataclass(frozen=True)
+class _Words:
+    """Fields and purposes as the customer reads them in the mail's language."""
+
+    fields: Callable[[str], str]
+    purposes: Callable[[str], str]
+
+    def of_fields(self, names: list[str]) -> str:
+        return ", ".join(self.fields(n) for n in names)
+
+    def of_purposes(self, codes: list[str]) -> str:
+        return ", ".join(self.purposes(c) for c in codes)
+
+
 def _answer(request: RequestRecord, local: dict[str, Any], details: dict[str, Any], failed: bool,
-            link: str | None, extra: list[str]) -> str:
+            link: str | None, extra: list[str], words: _Words) -> str:
     """The closing mail's text: what was done (or the download link), by request type, then
     ``extra`` paragraphs (each system's outcome, the erasure receipt), then the request's id."""
     lang, text = request.language, request_mail.text
@@ -201,13 +227,15 @@ def _answer(request: RequestRecord, local: dict[str, Any], details: dict[str, An
         lines.append(text(lang, "done.nodata"))
     elif request.type == "erasure":
         held = local.get("fields_held") or []
-        lines.append(text(lang, "done.erasure_held", held=", ".join(held)) if held else text(lang, "done.erasure"))
+        lines.append(text(lang, "done.erasure_held", held=words.of_fields(held)) if held
+                     else text(lang, "done.erasure"))
     elif request.type == "rectification" and "fields" in local:
-        lines.append(text(lang, "done.rectification", fields=", ".join(local["fields"] + local.get("not_stored", []))))
+        changed = local["fields"] + local.get("not_stored", [])
+        lines.append(text(lang, "done.rectification", fields=words.of_fields(changed)))
     elif request.type == "restriction":
         lines.append(text(lang, "done.restriction"))
     elif request.type == "objection":
-        lines.append(text(lang, "done.objection", purposes=", ".join(details["purposes"])))
+        lines.append(text(lang, "done.objection", purposes=words.of_purposes(details["purposes"])))
     if failed:
         lines.append(text(lang, "done.partial"))
     return "\n\n".join(lines + extra) + text(lang, "done.footer", id=request.id)

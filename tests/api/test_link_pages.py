@@ -129,3 +129,39 @@ def test_a_swedish_request_is_verified_and_downloaded_on_swedish_pages(
     assert "pågår" in index  # the request, while its package is built
     for english in ("given by you", ">contact<", ">declined<", ">in_progress<"):
         assert english not in index
+
+
+def closing_mail_of(client: FlaskClient, mailbox: Mailbox, body: dict[str, Any]) -> str:
+    email = SIGNUP["subject"]["email"]
+    r = client.post("/v1/requests", json={"email": email, "language": "sv", **body})
+    assert r.status_code == 202, r.json
+    assert client.post(local_path(mailbox.link(mailbox.to(email)[-1], "/verify?"))).status_code == 200
+    done = mailbox.to(email)[-1]
+    assert done["Subject"] == "Din begäran är klar"
+    return mailbox.body(done)
+
+
+def test_a_swedish_closing_mail_names_fields_and_purposes_as_the_customer_reads_them(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    body = copy.deepcopy(SIGNUP)
+    body["purposes"] = {"loyalty_club": True, "profiling": True}
+    assert client.post("/v1/consents", json=body, headers=writer).status_code == 201
+    corrected = closing_mail_of(client, mailbox, {"type": "rectification", "changes": {"first_name": "Anne"}})
+    assert "Vi har rättat dina uppgifter: Förnamn." in corrected
+    objected = closing_mail_of(client, mailbox, {"type": "objection", "purposes": ["profiling"]})
+    assert "Personliga erbjudanden" in objected and "profiling" not in objected
+    erased = closing_mail_of(client, mailbox, {"type": "erasure"})
+    assert "som lagen kräver att vi sparar: Förnamn." in erased  # the bookkeeping hold
+
+
+def test_the_access_package_names_fields_by_their_labels(
+        client: FlaskClient, writer: dict[str, str], mailbox: Mailbox) -> None:
+    assert sign_up(client, writer).status_code == 201
+    closing = closing_mail_of(client, mailbox, {"type": "access"})
+    download = next(line for line in closing.split() if "/download?" in line)
+    package = zipfile.ZipFile(io.BytesIO(client.post(local_path(download)).data))
+    index = package.read("index.html").decode()
+    assert "<td>Förnamn</td>" in index and "<td>first_name</td>" not in index
+    assert "E-postadress, Förnamn, Efternamn, Födelsedatum, Land, Postnummer" in index  # loyalty_club's fields
+    header, *rows = package.read("subject.csv").decode("utf-8-sig").splitlines()
+    assert header.split(",")[-1] == "label" and any(row.endswith(",Förnamn") for row in rows)

@@ -42,6 +42,19 @@ def test_a_purpose_field_outside_the_catalogue_is_named() -> None:
         parse_policy(broken)
 
 
+def test_a_field_label_is_read_per_language_and_falls_back_to_english_then_the_name() -> None:
+    policy = parse_policy(EXAMPLE.replace("label: {en: Postal code, sv: Postnummer}", "label: {en: Postal code}"))
+    assert policy.field_label("first_name", "sv") == "Förnamn"
+    assert policy.field_label("postal_code", "sv") == "Postal code"
+    assert policy.field_label("shoe_size", "sv") == "shoe_size"
+
+
+def test_an_empty_field_label_is_named() -> None:
+    broken = EXAMPLE.replace("label: {en: Last name, sv: Efternamn}", "label: {en: Last name, sv: ''}")
+    with pytest.raises(PolicyError, match=r"fields\.last_name\.value\.label\.sv\.value: Length must be between 1 and"):
+        parse_policy(broken)
+
+
 def test_an_unknown_key_is_named() -> None:
     broken = EXAMPLE.replace("    double_opt_in: true\n", "    double_opt_in: true\n    dobule_opt_out: true\n")
     with pytest.raises(PolicyError, match=r"purposes\[1\]\.dobule_opt_out: Unknown field\. \(line \d+\)"):
