@@ -8,8 +8,12 @@ import zipfile
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from flask import Flask
 from flask.testing import FlaskClient
 
+from api.services import current
+from privacy.consent.mail import double_opt_in_mail
+from privacy.policy.catalogue import load_catalogue
 from tests.conftest import SIGNUP, Mailbox, local_path
 
 JSON = {"Accept": "application/json"}
@@ -165,3 +169,13 @@ def test_the_access_package_names_fields_by_their_labels(
     assert "E-postadress, Förnamn, Efternamn, Födelsedatum, Land, Postnummer" in index  # loyalty_club's fields
     header, *rows = package.read("subject.csv").decode("utf-8-sig").splitlines()
     assert header.split(",")[-1] == "label" and any(row.endswith(",Förnamn") for row in rows)
+
+
+def test_a_mail_queued_before_mails_had_a_language_is_written_in_english(app: Flask) -> None:
+    note = {"template": "double_opt_in", "subject_id": "01a2339a-fe6e-770d-b205-55d386a6d267",
+            "to": "anna@example.se", "token": "abc", "purposes": ["marketing_email"], "days": 14}
+    with app.app_context():
+        ctx = current()
+        mail = double_opt_in_mail(ctx, load_catalogue(ctx.database), note)
+    assert mail.subject == "Please confirm your subscription" and "Offers by e-mail" in mail.text
+    assert "/v1/consents/confirm/abc?lang=en" in mail.text

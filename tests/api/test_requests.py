@@ -365,7 +365,7 @@ def test_erasure_keeps_fields_under_a_legal_hold_sealed_until_it_ends(
         h = held["first_name"]
         assert current().crypto.open_held(db.session, h.key_name, h.until, subject_id, "first_name",
                                           h.ciphertext) == "Anna"
-    assert "first_name" in last_mail_text(mailbox)
+    assert "keep: First name." in last_mail_text(mailbox)  # as the policy labels it
     entries = client.get("/v1/audit/log", headers=admin).json["entries"]
     erased = [e for e in entries if e["action"] == "subject.erased"]
     assert erased and erased[0]["details"]["fields_held"] == ["first_name"]

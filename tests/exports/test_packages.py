@@ -107,7 +107,7 @@ def test_every_csv_parses_with_its_header_and_rows() -> None:
     for name, columns in CSV_COLUMNS.items():
         assert _csv(zf, name)[0] == list(columns)
     subject = _csv(zf, "subject.csv")
-    assert subject[1] == ["first_name", "identity", "Åsa", "loyalty_club", "signup"]
+    assert subject[1] == ["first_name", "identity", "Åsa", "loyalty_club", "signup", ""]  # no label given
     assert subject[2][2] == SCRIPT
     assert subject[3][3] == "loyalty_club;profiling"
     assert _csv(zf, "consents.csv")[1:] == [["marketing_email", "granted", "2026-11-01",
@@ -129,7 +129,7 @@ def test_csv_rows_end_in_crlf_and_quote_as_rfc_4180_says() -> None:
     content.data["subject"]["fields"][0]["value"] = 'Åsa "Sassa", Öberg\nrad två'
     zf = _package(content)
     raw = zf.read("subject.csv").decode("utf-8-sig")
-    assert raw.startswith("name,category,value,purposes,source\r\n")
+    assert raw.startswith("name,category,value,purposes,source,label\r\n")
     assert '"Åsa ""Sassa"", Öberg\nrad två"' in raw
     assert _csv(zf, "subject.csv")[1][2] == 'Åsa "Sassa", Öberg\nrad två'
 
