@@ -2,6 +2,8 @@
 and access packages."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 LANGUAGES = ("sv", "en")
 DEFAULT_LANGUAGE = "en"
 
@@ -9,6 +11,13 @@ DEFAULT_LANGUAGE = "en"
 def supported(language: str | None) -> str:
     """``language`` if the service writes in it, else the default."""
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def in_language(texts: Mapping[str, str] | None, language: str, fallback: str) -> str:
+    """A text of the policy's (a purpose's name, a field's label) in ``language``, else in
+    English, else ``fallback`` (its code)."""
+    texts = texts or {}
+    return texts.get(language) or texts.get(DEFAULT_LANGUAGE) or fallback
 
 
 def with_language(url: str, language: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exports.report_texts import SECURITY, TEXTS
+from privacy.languages import in_language
 from privacy.policy.file import ConnectorDef, Policy, PurposeDef
 
 
@@ -41,7 +42,7 @@ def _purpose(purpose: PurposeDef, policy: Policy, texts: dict[str, str], lang: s
     member = purpose.legal_basis == "contract"
     return {
         "code": purpose.code,
-        "name": purpose.name.get(lang) or purpose.name.get("en") or purpose.code,
+        "name": in_language(purpose.name, lang, purpose.code),
         "legal_basis": purpose.legal_basis,
         "data_categories": sorted({policy.fields[f].category for f in purpose.fields if f in policy.fields}),
         "subject_categories": [texts["members"] if member else texts["customers"]],

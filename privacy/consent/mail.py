@@ -12,7 +12,7 @@ from typing import Any
 
 from privacy.consent import unsubscribe
 from privacy.context import PrivacyContext
-from privacy.languages import DEFAULT_LANGUAGE, supported, with_language
+from privacy.languages import DEFAULT_LANGUAGE, in_language, supported, with_language
 from privacy.mail.mailer import OutgoingMail
 from privacy.policy.catalogue import Catalogue
 
@@ -70,5 +70,4 @@ def double_opt_in_mail(ctx: PrivacyContext, catalogue: Catalogue, note: dict[str
 def _name(catalogue: Catalogue, code: str, lang: str) -> str:
     """A purpose's name in ``lang``, else in English, else its code."""
     purpose = catalogue.purposes.get(code)
-    names = purpose.name if purpose else {}
-    return names.get(lang) or names.get(DEFAULT_LANGUAGE) or code
+    return in_language(purpose.name if purpose else None, lang, code)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
+from privacy.languages import in_language
 from privacy.policy.fields import FieldValueError, normalise
 from privacy.policy.schema import DEFAULT_AGE_OF_CONSENT, PolicySchema, PurposeBodySchema
 
@@ -34,8 +35,7 @@ class FieldDef:
     def label_in(self, language: str) -> str:
         """What a customer reading ``language`` calls this field: its label in that language,
         else in English, else its name."""
-        labels = self.label or {}
-        return labels.get(language) or labels.get("en") or self.name
+        return in_language(self.label, language, self.name)
 
 
 @dataclass(frozen=True)

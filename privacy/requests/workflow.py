@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from privacy.context import Packager, PrivacyContext
 from privacy.errors import Conflict
+from privacy.languages import in_language
 from privacy.ledger import append_audit
 from privacy.policy.catalogue import load_catalogue
 from privacy.requests import fulfilment, records
@@ -174,8 +175,7 @@ class WorkflowService:
         policy, purposes = self.ctx.policy, load_catalogue(self.database).purposes
 
         def purpose(code: str) -> str:
-            names = purposes[code].name if code in purposes else {}
-            return names.get(language) or names.get("en") or code
+            return in_language(purposes[code].name if code in purposes else None, language, code)
 
         return _Words(lambda name: policy.field_label(name, language), purpose)
 
