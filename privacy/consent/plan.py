@@ -135,7 +135,8 @@ class Planner:
         receipt_items = [{"purpose": code, "status": consents[code]["status"],
                           "legal_basis": catalogue.purposes[code].legal_basis, "notice_version": notices[code][0],
                           "notice_text_hash": notices[code][1]} for code in wishes if code in consents]
-        receipt = build_receipt(self.ctx.policy, subject_id, receipt_items, catalogue.purposes, source, now)
+        receipt = build_receipt(self.ctx.policy, subject_id, receipt_items, catalogue.purposes, source, now,
+                                language)
         # The signed receipt is the subject's copy and is not stored: it proves itself with
         # the published key, and the ledger (which it is made from) is the controller's record.
         body = {"subject_id": subject_id, "consents": consents,

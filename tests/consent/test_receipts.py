@@ -71,3 +71,24 @@ def test_receipts_are_signed_with_the_bytes_openssl_would_give(app: Flask) -> No
     header, payload, signature = jws.split(".")
     expected = crypto._signing_key.sign(f"{header}.{payload}".encode())
     assert base64.urlsafe_b64decode(signature + "==") == expected
+
+
+def test_a_swedish_sign_up_gets_a_signed_receipt_in_swedish(client: FlaskClient, writer: dict[str, str]) -> None:
+    receipt = client.post("/v1/consents", json={**SIGNUP, "language": "sv"}, headers=writer).json["receipt"]
+    jsonschema.validate({k: v for k, v in receipt.items() if k != "signature"}, SCHEMA)
+    assert receipt["language"] == "sv"
+    services = {p["purpose"]: p for p in receipt["services"][0]["purposes"]}
+    assert set(services) == {"Medlemskap i kundklubben", "Erbjudanden via e-post", "Personliga erbjudanden"}
+    assert services["Medlemskap i kundklubben"]["termination"] == (
+        "Upphör med avtalet. Uppgifterna anonymiseras 730 dagar efter din senaste aktivitet.")
+    assert services["Erbjudanden via e-post"]["termination"].startswith("Återkalla när som helst")
+    key = client.get("/v1/receipts/keys").json["keys"][0]
+    assert verify_jws(receipt["signature"], key["x"]) == {k: v for k, v in receipt.items() if k != "signature"}
+
+
+def test_an_english_receipt_says_how_each_purpose_ends(client: FlaskClient, writer: dict[str, str]) -> None:
+    receipt = _receipt(client, writer)
+    assert receipt["language"] == "en"
+    services = {p["purpose"]: p for p in receipt["services"][0]["purposes"]}
+    assert services["Loyalty club membership"]["termination"] == (
+        "Ends with the contract. Data is anonymised 730 days after last activity.")
