@@ -31,7 +31,7 @@ from markupsafe import Markup, escape
 
 from exports.package_texts import TEXTS
 from privacy.crypto.sealed_files import SealedWriter, new_file_key, open_sealed
-from privacy.languages import LANGUAGES
+from privacy.languages import LANGUAGES, in_language
 from privacy.requests.fulfilment import GIVEN_BY_YOU
 
 FORMAT = "privacy-access-package/1"
@@ -270,7 +270,7 @@ def _csv_tables(data: dict[str, Any], lang: str) -> Iterator[tuple[str, list[dic
 def _purpose_name(purpose: dict[str, Any], lang: str) -> str:
     names = purpose.get("name")
     if isinstance(names, dict):
-        return str(names.get(lang) or names.get("en") or next(iter(names.values()), None) or purpose.get("code"))
+        return in_language(names, lang, str(next(iter(names.values()), None) or purpose.get("code")))
     return str(names or purpose.get("code") or "")
 
 

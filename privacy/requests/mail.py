@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from privacy.languages import supported
 from privacy.mail.mailer import OutgoingMail
 
 TYPE_NAMES = {
@@ -93,12 +94,11 @@ TEXTS: dict[str, dict[str, str]] = {
 
 
 def text(language: str, key: str, **values: Any) -> str:
-    lang = language if language in TEXTS else "en"
-    return TEXTS[lang][key].format(**values)
+    return TEXTS[supported(language)][key].format(**values)
 
 
 def type_name(language: str, request_type: str) -> str:
-    return TYPE_NAMES[language if language in TYPE_NAMES else "en"][request_type]
+    return TYPE_NAMES[supported(language)][request_type]
 
 
 def mail(to: str, language: str, subject_key: str, body: str, **values: Any) -> OutgoingMail:

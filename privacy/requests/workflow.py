@@ -169,8 +169,6 @@ class WorkflowService:
             records.queue_mail(session, self.ctx.crypto, key, request.id, mail, now)
             return True
 
-    # --- scheduled ----------------------------------------------------------------------
-
     def _words(self, language: str) -> _Words:
         policy, purposes = self.ctx.policy, load_catalogue(self.database).purposes
 
@@ -178,6 +176,8 @@ class WorkflowService:
             return in_language(purposes[code].name if code in purposes else None, language, code)
 
         return _Words(lambda name: policy.field_label(name, language), purpose)
+
+    # --- scheduled ----------------------------------------------------------------------
 
     def process_open(self, now: dt.datetime) -> int:
         """Run any local task left pending (a crash between verify and work) and close ready requests."""
